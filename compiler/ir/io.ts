@@ -1,0 +1,69 @@
+import * as path from "node:path";
+import { ExternalDataRef } from "../onnx/external-data";
+import { PlacedExternalFile, placeExternalFiles } from "../onnx/external-files";
+import { decodeModelProto, readModelProto, writeModelFile, WriteOptions } from "../onnx/model-file";
+import { Tensor } from "../onnx/tensor";
+import { AttributeType } from "./attribute";
+import { modelFromProto } from "./from-proto";
+import { Graph } from "./graph";
+import { Model } from "./model";
+import { modelToProto } from "./to-proto";
+
+export interface LoadOptions {
+  /**
+   * Accept external data files that are missing, for graphs shipped without
+   * their weights. Reading such a tensor's values then fails; its name, type
+   * and shape are still known.
+   */
+  allowMissingExternalData?: boolean;
+}
+
+/** Loads a model file into the IR. Weights in external data are located and checked, not read. */
+export function loadModel(filePath: string, options: LoadOptions = {}): Model {
+  const proto = readModelProto(filePath);
+  return modelFromProto(proto, filePath, {
+    baseDir: path.dirname(path.resolve(filePath)),
+    modelPath: filePath,
+    allowMissing: options.allowMissingExternalData ?? false,
+  });
+}
+
+/** Loads a model from bytes; it must not use external data. */
+export function loadModelFromBuffer(bytes: Uint8Array, source = "<buffer>"): Model {
+  return modelFromProto(decodeModelProto(bytes, source), source);
+}
+
+/** Lists the external data references of every initializer, subgraphs included. */
+export function externalDataRefs(model: Model): ExternalDataRef[] {
+  const refs: ExternalDataRef[] = [];
+  const visit = (graph: Graph): void => {
+    for (const value of graph.initializers.values()) collect(value.initializer);
+    for (const node of graph.nodes) {
+      for (const attribute of node.attributes.values()) {
+        if (attribute.type === AttributeType.GRAPH) visit(attribute.value);
+        if (attribute.type === AttributeType.GRAPHS) attribute.value.forEach(visit);
+      }
+    }
+  };
+  const collect = (tensor: Tensor | undefined): void => {
+    if (tensor?.source.kind === "external") refs.push(tensor.source.ref);
+  };
+  visit(model.graph);
+  return refs;
+}
+
+/**
+ * Saves a model atomically. With `externalDataThreshold`, initializers of at
+ * least that many bytes are written to one new data file next to the model.
+ * Without it, weights that already live in external data stay in their file,
+ * which is hard-linked (or copied) next to the model; the return value says
+ * which.
+ */
+export function saveModel(model: Model, filePath: string, options: WriteOptions = {}): PlacedExternalFile[] {
+  let placed: PlacedExternalFile[] = [];
+  if (options.externalDataThreshold === undefined) {
+    placed = placeExternalFiles(externalDataRefs(model), path.dirname(path.resolve(filePath)));
+  }
+  writeModelFile(filePath, (sink) => modelToProto(model, sink), options);
+  return placed;
+}

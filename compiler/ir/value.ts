@@ -1,0 +1,107 @@
+import { Tensor } from "../onnx/tensor";
+import { StringStringEntryProto } from "../onnx/proto";
+import type { Graph } from "./graph";
+import type { Node } from "./node";
+import { ValueType } from "./types";
+
+/** One use of a value: input `index` of `node`. */
+export interface Use {
+  node: Node;
+  index: number;
+}
+
+/**
+ * A named tensor in a graph: a graph input, an initializer, or a node
+ * output. It knows its producer and every (node, input index) that reads
+ * it; only Node and Graph methods change those links, which keeps them
+ * consistent.
+ */
+export class Value {
+  type: ValueType | undefined;
+  /** Constant data when this value is an initializer. */
+  initializer: Tensor | undefined;
+  docString: string | undefined;
+  metadataProps: StringStringEntryProto[] | undefined;
+  private producerNode: Node | undefined;
+  private producerOutput = -1;
+  private readonly useList: Use[] = [];
+
+  constructor(
+    readonly graph: Graph,
+    private valueName: string,
+    type?: ValueType,
+  ) {
+    this.type = type;
+  }
+
+  get name(): string {
+    return this.valueName;
+  }
+
+  /** Renames the value; the graph's name table is kept in step. */
+  set name(next: string) {
+    if (next === this.valueName) return;
+    this.graph.renameValue(this, next);
+    this.valueName = next;
+  }
+
+  /** True for the placeholder of an omitted optional node output. */
+  get isOmitted(): boolean {
+    return this.valueName === "";
+  }
+
+  get producer(): Node | undefined {
+    return this.producerNode;
+  }
+
+  /** Which output of the producer this value is; -1 for inputs and initializers. */
+  get producerIndex(): number {
+    return this.producerOutput;
+  }
+
+  get uses(): readonly Use[] {
+    return this.useList;
+  }
+
+  get isGraphInput(): boolean {
+    return this.graph.inputs.includes(this);
+  }
+
+  get isGraphOutput(): boolean {
+    return this.graph.outputs.includes(this);
+  }
+
+  get isInitializer(): boolean {
+    return this.initializer !== undefined;
+  }
+
+  /** True for an initializer that no graph input overrides. */
+  get isConstant(): boolean {
+    return this.initializer !== undefined && !this.isGraphInput;
+  }
+
+  /** Points every use of this value at `other`; graph outputs are redirected too. */
+  replaceAllUsesWith(other: Value): void {
+    if (other === this) return;
+    for (const use of [...this.useList]) use.node.setInput(use.index, other);
+    this.graph.replaceOutput(this, other);
+  }
+
+  /** @internal Called by Node when it takes or drops this value as an output. */
+  setProducer(node: Node | undefined, index: number): void {
+    this.producerNode = node;
+    this.producerOutput = node ? index : -1;
+  }
+
+  /** @internal Called by Node.setInput. */
+  addUse(node: Node, index: number): void {
+    this.useList.push({ node, index });
+  }
+
+  /** @internal Called by Node.setInput. */
+  removeUse(node: Node, index: number): void {
+    const at = this.useList.findIndex((use) => use.node === node && use.index === index);
+    if (at < 0) throw new Error(`bug: value "${this.name}" has no use at input ${index} of node "${node.name}"`);
+    this.useList.splice(at, 1);
+  }
+}

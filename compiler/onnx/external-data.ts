@@ -1,0 +1,143 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { PeftcError } from "../errors";
+import { StringStringEntryProto, TensorProto } from "./proto";
+
+/** Where one tensor's bytes live in an external data file. */
+export interface ExternalDataRef {
+  /** The location as written in the model, relative to the model's folder. */
+  location: string;
+  /** Absolute path of the file after resolving symlinks. */
+  path: string;
+  offset: number;
+  length: number;
+  /** True when the file was not found and the caller allowed that (graph-only models). */
+  missing: boolean;
+}
+
+export interface ExternalDataContext {
+  /** Folder that external locations are relative to: the model file's folder. */
+  baseDir: string;
+  /** Model file named in error messages. */
+  modelPath: string;
+  /** Accept a missing data file (inspect a graph whose weights were not shipped). */
+  allowMissing: boolean;
+}
+
+function entry(entries: StringStringEntryProto[], key: string): string | undefined {
+  return entries.find((item) => item.key === key)?.value;
+}
+
+function parseNonNegativeInteger(text: string | undefined, what: string, context: string): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) {
+    throw new PeftcError("E_EXTERNAL_DATA_RANGE", `${context}: external data ${what} "${text}" is not a non-negative integer.`);
+  }
+  return Number(text);
+}
+
+/**
+ * Rejects a location that is absolute, leaves the model's folder, or is a
+ * symlink that resolves outside it. onnxruntime rejects the same three, and
+ * following them would let a model file read any file on the machine.
+ */
+export function resolveExternalLocation(location: string, context: ExternalDataContext, what: string): { path: string; exists: boolean } {
+  const fix = "Keep external data files in the model's folder and name them by a relative path.";
+  if (location.length === 0 || location.includes("\0")) {
+    throw new PeftcError("E_EXTERNAL_DATA_PATH", `${what}: external data location is empty or invalid. ${fix}`, { file: context.modelPath });
+  }
+  if (path.isAbsolute(location) || path.win32.isAbsolute(location)) {
+    throw new PeftcError("E_EXTERNAL_DATA_PATH", `${what}: external data location "${location}" is an absolute path. ${fix}`, {
+      file: context.modelPath,
+    });
+  }
+  const baseReal = fs.realpathSync(context.baseDir);
+  const joined = path.resolve(baseReal, location.replace(/\\/g, "/"));
+  if (!isInside(baseReal, joined)) {
+    throw new PeftcError("E_EXTERNAL_DATA_PATH", `${what}: external data location "${location}" leaves the model's folder ${baseReal}. ${fix}`, {
+      file: context.modelPath,
+    });
+  }
+  if (!fs.existsSync(joined)) return { path: joined, exists: false };
+  const real = fs.realpathSync(joined);
+  if (!isInside(baseReal, real)) {
+    throw new PeftcError(
+      "E_EXTERNAL_DATA_PATH",
+      `${what}: external data location "${location}" is a symlink to ${real}, outside the model's folder ${baseReal}. ${fix}`,
+      { file: context.modelPath },
+    );
+  }
+  return { path: real, exists: true };
+}
+
+function isInside(folder: string, candidate: string): boolean {
+  const relative = path.relative(folder, candidate);
+  return relative !== "" && !relative.startsWith("..") && !path.isAbsolute(relative);
+}
+
+/**
+ * Parses and checks a tensor's external_data entries without reading the
+ * bytes: only the file size is looked at, so huge models load instantly.
+ */
+export function parseExternalData(tensor: TensorProto, expectedBytes: number, context: ExternalDataContext): ExternalDataRef {
+  const what = `${context.modelPath}: initializer "${tensor.name ?? ""}"`;
+  const entries = tensor.externalData ?? [];
+  const location = entry(entries, "location");
+  if (location === undefined) {
+    throw new PeftcError("E_EXTERNAL_DATA_PATH", `${what}: data_location is EXTERNAL but external_data has no "location" entry. Re-export the model.`, {
+      file: context.modelPath,
+    });
+  }
+  const offset = parseNonNegativeInteger(entry(entries, "offset"), "offset", what) ?? 0;
+  const length = parseNonNegativeInteger(entry(entries, "length"), "length", what);
+  if (length !== undefined && length !== expectedBytes) {
+    throw new PeftcError(
+      "E_EXTERNAL_DATA_RANGE",
+      `${what}: external data length ${length} does not match the ${expectedBytes} bytes its type and shape need. Re-export the model.`,
+      { file: context.modelPath },
+    );
+  }
+  const resolved = resolveExternalLocation(location, context, what);
+  if (!resolved.exists) {
+    if (context.allowMissing) return { location, path: resolved.path, offset, length: expectedBytes, missing: true };
+    throw new PeftcError(
+      "E_EXTERNAL_DATA_MISSING",
+      `${what}: external data file "${location}" not found next to the model (looked for ${resolved.path}). Copy the data file into the model's folder, or pass --graph-only to read the graph alone.`,
+      { file: context.modelPath },
+    );
+  }
+  const fileSize = fs.statSync(resolved.path).size;
+  if (offset + expectedBytes > fileSize) {
+    throw new PeftcError(
+      "E_EXTERNAL_DATA_RANGE",
+      `${what}: external data range [${offset}, ${offset + expectedBytes}) runs past the end of "${location}" (${fileSize} bytes). The data file is truncated or belongs to another model.`,
+      { file: context.modelPath },
+    );
+  }
+  return { location, path: resolved.path, offset, length: expectedBytes, missing: false };
+}
+
+/** Reads one tensor's bytes from its external data file. */
+export function readExternalData(ref: ExternalDataRef, tensorName: string): Uint8Array {
+  if (ref.missing) {
+    throw new PeftcError(
+      "E_EXTERNAL_DATA_MISSING",
+      `initializer "${tensorName}": its external data file "${ref.location}" is missing (${ref.path}), so its values cannot be read. Copy the data file next to the model.`,
+    );
+  }
+  const bytes = new Uint8Array(ref.length);
+  const descriptor = fs.openSync(ref.path, "r");
+  try {
+    let done = 0;
+    while (done < ref.length) {
+      const read = fs.readSync(descriptor, bytes, done, ref.length - done, ref.offset + done);
+      if (read === 0) {
+        throw new PeftcError("E_EXTERNAL_DATA_RANGE", `initializer "${tensorName}": "${ref.path}" ended after ${done} of ${ref.length} bytes.`);
+      }
+      done += read;
+    }
+  } finally {
+    fs.closeSync(descriptor);
+  }
+  return bytes;
+}
