@@ -52,7 +52,7 @@ class Cloner {
     target.metadataProps = source.metadataProps;
     target.sparseInitializers = [...source.sparseInitializers];
     target.quantizationAnnotation = [...source.quantizationAnnotation];
-    target.danglingValueInfo = [...source.danglingValueInfo];
+    target.extraValueInfo = [...source.extraValueInfo];
     for (const value of source.inputs) target.inputs.push(this.define(value, target));
     for (const value of source.initializers.values()) {
       const copy = this.values.get(value) ?? this.define(value, target);

@@ -104,25 +104,30 @@ class ProtoReader {
     const nodes = (proto.node ?? []).map((nodeProto) => this.createNode(graph, nodeProto));
     (proto.node ?? []).forEach((nodeProto, i) => this.linkNode(graph, nodes[i], nodeProto));
 
-    for (const info of proto.valueInfo ?? []) {
-      const value = graph.getLocal(info.name ?? "");
-      if (!value) {
-        graph.danglingValueInfo.push(info);
-        continue;
-      }
-      value.type = typeFromProto(info.type) ?? value.type;
-      this.copyValueInfoExtras(value, info);
-      graph.valueInfo.push(value);
-    }
     for (const info of proto.output ?? []) {
       const name = info.name ?? "";
       const value = graph.lookup(name);
       if (!value) {
         this.fail("E_IR_UNDEFINED_VALUE", `graph "${graph.name}": output "${name}" is not produced by any node, input or initializer.`, { value: name });
       }
-      const declared = typeFromProto(info.type);
-      if (declared && value.graph === graph) value.type = declared;
+      if (value.graph === graph && !value.isGraphInput) {
+        value.type = typeFromProto(info.type) ?? value.type;
+        this.copyValueInfoExtras(value, info);
+      }
       graph.outputs.push(value);
+    }
+    for (const info of proto.valueInfo ?? []) {
+      // An entry for a graph input or output can disagree with the declaration
+      // there (exporters annotate both); the declaration wins and the entry is
+      // kept verbatim, as is one that names no value.
+      const value = graph.getLocal(info.name ?? "");
+      if (!value || value.isGraphInput || value.isGraphOutput) {
+        graph.extraValueInfo.push(info);
+        continue;
+      }
+      value.type = typeFromProto(info.type) ?? value.type;
+      this.copyValueInfoExtras(value, info);
+      graph.valueInfo.push(value);
     }
   }
 

@@ -39,8 +39,8 @@ export class Graph {
   readonly initializers = new Map<string, Value>();
   /** Values whose types are written to value_info, in order. */
   readonly valueInfo: Value[] = [];
-  /** value_info entries naming no value of this graph (optimizers leave them behind); kept for round trips. */
-  danglingValueInfo: ValueInfoProto[] = [];
+  /** value_info entries kept verbatim: those naming no value (optimizers leave them behind) or a graph input or output. */
+  extraValueInfo: ValueInfoProto[] = [];
   sparseInitializers: SparseTensorProto[] = [];
   quantizationAnnotation: TensorAnnotation[] = [];
   private readonly valuesByName = new Map<string, Value>();

@@ -8,6 +8,8 @@ import { modelFromProto } from "./from-proto";
 import { Graph } from "./graph";
 import { Model } from "./model";
 import { modelToProto } from "./to-proto";
+import { validateModel } from "./validate";
+import { PeftcError } from "../errors";
 
 export interface LoadOptions {
   /**
@@ -16,21 +18,36 @@ export interface LoadOptions {
    * and shape are still known.
    */
   allowMissingExternalData?: boolean;
+  /** Check the IR's invariants after loading (cycles, undefined values, unknown domains). Default true. */
+  validate?: boolean;
 }
 
 /** Loads a model file into the IR. Weights in external data are located and checked, not read. */
 export function loadModel(filePath: string, options: LoadOptions = {}): Model {
   const proto = readModelProto(filePath);
-  return modelFromProto(proto, filePath, {
+  const model = modelFromProto(proto, filePath, {
     baseDir: path.dirname(path.resolve(filePath)),
     modelPath: filePath,
     allowMissing: options.allowMissingExternalData ?? false,
   });
+  if (options.validate ?? true) validateLoaded(model, filePath);
+  return model;
+}
+
+function validateLoaded(model: Model, source: string): void {
+  try {
+    validateModel(model);
+  } catch (error) {
+    if (error instanceof PeftcError) throw new PeftcError(error.code, `${source}: ${error.message}`, { file: source, ...error.details });
+    throw error;
+  }
 }
 
 /** Loads a model from bytes; it must not use external data. */
-export function loadModelFromBuffer(bytes: Uint8Array, source = "<buffer>"): Model {
-  return modelFromProto(decodeModelProto(bytes, source), source);
+export function loadModelFromBuffer(bytes: Uint8Array, source = "<buffer>", options: Pick<LoadOptions, "validate"> = {}): Model {
+  const model = modelFromProto(decodeModelProto(bytes, source), source);
+  if (options.validate ?? true) validateLoaded(model, source);
+  return model;
 }
 
 /** Lists the external data references of every initializer, subgraphs included. */

@@ -72,7 +72,7 @@ class ProtoWriter {
       initializer: [...graph.initializers.values()].map((value) => tensorToProto(value.initializer!, this.sink)),
       input: graph.inputs.map(valueInfo),
       output: graph.outputs.map(valueInfo),
-      valueInfo: [...graph.valueInfo.map(valueInfo), ...graph.danglingValueInfo],
+      valueInfo: [...graph.valueInfo.map(valueInfo), ...graph.extraValueInfo],
     };
     if (graph.name) proto.name = graph.name;
     if (graph.sparseInitializers.length) proto.sparseInitializer = graph.sparseInitializers;

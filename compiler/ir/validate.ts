@@ -29,7 +29,7 @@ export const RUNTIME_DOMAINS: ReadonlySet<string> = new Set([
 export function validateModel(model: Model, pass?: string): void {
   const where = pass ? ` (after pass "${pass}")` : "";
   const functionDomains = new Set(model.functions.map((fn) => fn.domain));
-  const fail = (code: "E_IR_INVARIANT" | "E_IR_UNDEFINED_VALUE" | "E_UNKNOWN_DOMAIN", message: string, details: Record<string, string>): never => {
+  const fail = (code: "E_IR_INVARIANT" | "E_IR_UNDEFINED_VALUE" | "E_UNKNOWN_DOMAIN" | "E_ONNX_INVALID", message: string, details: Record<string, string>): never => {
     throw new PeftcError(code, message + where, details);
   };
 
@@ -108,6 +108,9 @@ export function validateModel(model: Model, pass?: string): void {
     topologicalOrder(graph);
   };
 
+  if (!model.opsetImports.has("")) {
+    fail("E_ONNX_INVALID", `the model imports no opset for the default ONNX domain, so its operators have no defined version. Re-export it; a truncated file can also look like this.`, {});
+  }
   checkGraph(model.graph, model.opsetImports);
   for (const fn of model.functions) checkGraph(fn.body, new Map([...model.opsetImports, ...fn.opsetImports]));
 }

@@ -98,16 +98,17 @@ function checkLength(tensor: Tensor, actual: number, expected: number, where: st
   }
 }
 
-/** Copies `bytes` to a fresh buffer when it is not aligned for the element size. */
-function aligned(bytes: Uint8Array, elementSize: number): ArrayBuffer {
-  if (bytes.byteOffset % elementSize === 0 && bytes.buffer instanceof ArrayBuffer) return bytes.buffer;
-  return bytes.slice().buffer as ArrayBuffer;
-}
-
-function view<T>(bytes: Uint8Array, elementSize: number, make: (buffer: ArrayBuffer, offset: number, length: number) => T): T {
-  const buffer = aligned(bytes, elementSize);
-  const offset = buffer === bytes.buffer ? bytes.byteOffset : 0;
-  return make(buffer, offset, bytes.byteLength / elementSize);
+/**
+ * Views `bytes` as elements of `elementSize` bytes, copying them first when
+ * they start at an unaligned offset (typed arrays require alignment).
+ * Buffer.slice would return a view, not a copy, so the copy is explicit.
+ */
+function view<T>(bytes: Uint8Array, elementSize: number, make: (buffer: ArrayBufferLike, offset: number, length: number) => T): T {
+  const length = bytes.byteLength / elementSize;
+  if (bytes.byteOffset % elementSize === 0) return make(bytes.buffer, bytes.byteOffset, length);
+  const copy = new Uint8Array(bytes.byteLength);
+  copy.set(bytes);
+  return make(copy.buffer, 0, length);
 }
 
 function decodeRaw(tensor: Tensor, bytes: Uint8Array): TensorArray {
