@@ -1,0 +1,115 @@
+import * as fs from "node:fs";
+import { DataType, dataTypeName, isFloatType } from "../onnx/dtype";
+import { Graph } from "../ir/graph";
+import { Model } from "../ir/model";
+import { Dim, ValueType } from "../ir/types";
+import { forEachGraph } from "../ir/traverse";
+
+/** A graph input or output as `peftc inspect` lists it. */
+export interface ValueSummary {
+  name: string;
+  dtype: string;
+  /** Known sizes, symbolic names, or null for unknown dims; null when even the rank is unknown. */
+  shape: Dim[] | null;
+}
+
+/** One external data file and the tensors stored in it. */
+export interface ExternalFileSummary {
+  location: string;
+  path: string;
+  tensors: number;
+  bytes: number;
+  exists: boolean;
+}
+
+/** What `peftc inspect` reports about a model; `--json` prints this object. */
+export interface ModelSummary {
+  file: string;
+  fileBytes: number;
+  producer: { name: string; version: string };
+  irVersion: number;
+  opsets: { domain: string; version: number }[];
+  graph: { name: string; nodes: number; nodesInSubgraphs: number; nodesInFunctions: number; initializers: number; functions: string[] };
+  inputs: ValueSummary[];
+  outputs: ValueSummary[];
+  /** Node count per operator, `domain::Op` outside the default domain, most used first. */
+  ops: { op: string; count: number }[];
+  parameters: {
+    /** Elements of floating-point initializers, the usual meaning of a parameter count. */
+    count: number;
+    /** Bytes of all initializers, inline and external. */
+    bytes: number;
+    byDtype: Record<string, number>;
+  };
+  externalData: ExternalFileSummary[];
+  warnings: string[];
+}
+
+function describeValue(name: string, type: ValueType | undefined): ValueSummary {
+  if (!type) return { name, dtype: "?", shape: null };
+  if (type.kind === "other") return { name, dtype: type.proto.value ?? "other", shape: null };
+  return { name, dtype: dataTypeName(type.elemType), shape: type.shape ? [...type.shape] : null };
+}
+
+/** Summarizes a loaded model without reading any weight values. */
+export function summarizeModel(model: Model, file: string): ModelSummary {
+  const ops = new Map<string, number>();
+  let nodesInSubgraphs = 0;
+  let nodesInFunctions = 0;
+  const countOps = (graph: Graph): void => {
+    for (const node of graph.nodes) ops.set(node.qualifiedOpType, (ops.get(node.qualifiedOpType) ?? 0) + 1);
+  };
+  forEachGraph(model.graph, (graph) => {
+    countOps(graph);
+    if (graph !== model.graph) nodesInSubgraphs += graph.nodes.length;
+  });
+  for (const fn of model.functions) {
+    forEachGraph(fn.body, (graph) => {
+      countOps(graph);
+      nodesInFunctions += graph.nodes.length;
+    });
+  }
+
+  const parameters = { count: 0, bytes: 0, byDtype: {} as Record<string, number> };
+  const external = new Map<string, ExternalFileSummary>();
+  let initializerCount = 0;
+  forEachGraph(model.graph, (graph) => {
+    for (const value of graph.initializers.values()) {
+      const tensor = value.initializer!;
+      initializerCount += graph === model.graph ? 1 : 0;
+      const dtype = dataTypeName(tensor.dtype);
+      parameters.byDtype[dtype] = (parameters.byDtype[dtype] ?? 0) + tensor.size;
+      parameters.bytes += tensor.byteLength;
+      if (isFloatType(tensor.dtype as DataType)) parameters.count += tensor.size;
+      if (tensor.source.kind === "external") {
+        const ref = tensor.source.ref;
+        const entry = external.get(ref.location) ?? { location: ref.location, path: ref.path, tensors: 0, bytes: 0, exists: !ref.missing };
+        entry.tensors += 1;
+        entry.bytes += ref.length;
+        external.set(ref.location, entry);
+      }
+    }
+  });
+
+  return {
+    file,
+    fileBytes: fs.existsSync(file) ? fs.statSync(file).size : 0,
+    producer: { name: model.producerName, version: model.producerVersion },
+    irVersion: model.irVersion,
+    opsets: [...model.opsetImports].map(([domain, version]) => ({ domain: domain || "ai.onnx", version })),
+    graph: {
+      name: model.graph.name,
+      nodes: model.graph.nodes.length,
+      nodesInSubgraphs,
+      nodesInFunctions,
+      initializers: initializerCount,
+      functions: model.functions.map((fn) => `${fn.domain}::${fn.name}`),
+    },
+    inputs: model.graph.inputs.filter((value) => !value.initializer).map((value) => describeValue(value.name, value.type)),
+    outputs: model.graph.outputs.map((value) => describeValue(value.name, value.type)),
+    ops: [...ops].map(([op, n]) => ({ op, count: n })).sort((a, b) => b.count - a.count || a.op.localeCompare(b.op)),
+    parameters,
+    externalData: [...external.values()],
+    warnings: [...model.loadWarnings],
+  };
+}

@@ -1,0 +1,50 @@
+import { Command, CommanderError } from "commander";
+import { isPeftcError } from "../../compiler/errors";
+import { registerInspect } from "./inspect";
+import { peftcVersion } from "./version";
+
+/** Where the CLI writes; tests pass buffers instead of the process streams. */
+export interface CliIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+const processIo: CliIo = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+};
+
+/** Exit status for bad arguments and bad input files, so scripts can tell them from crashes (1). */
+export const EXIT_USAGE = 2;
+
+function buildProgram(io: CliIo): Command {
+  const program = new Command("peftc")
+    .description("Ahead-of-time compiler for parameter-efficient fine-tuning of ONNX transformer graphs.")
+    .version(peftcVersion())
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .exitOverride()
+    .showHelpAfterError("(run with --help for usage)");
+  registerInspect(program, io);
+  for (const command of program.commands) command.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+  return program;
+}
+
+/** Runs the CLI on `argv` (without the node and script entries) and returns the exit status. */
+export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      const success = error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.code === "commander.help";
+      return success ? 0 : EXIT_USAGE;
+    }
+    if (isPeftcError(error)) {
+      io.stderr(`peftc: ${error.message}\n`);
+      return EXIT_USAGE;
+    }
+    io.stderr(`peftc: internal error, please report it with the command you ran:\n${(error as Error).stack ?? String(error)}\n`);
+    return 1;
+  }
+}
