@@ -73,12 +73,12 @@ export function externalDataRefs(model: Model): ExternalDataRef[] {
  * Saves a model atomically. With `externalDataThreshold`, initializers of at
  * least that many bytes are written to one new data file next to the model.
  * Without it, weights that already live in external data stay in their file,
- * which is hard-linked (or copied) next to the model; the return value says
- * which.
+ * which is hard-linked (or copied) next to the model (the return value says
+ * which), unless `existingExternalData: "inline"` copies them into the model.
  */
 export function saveModel(model: Model, filePath: string, options: WriteOptions = {}): PlacedExternalFile[] {
   let placed: PlacedExternalFile[] = [];
-  if (options.externalDataThreshold === undefined) {
+  if (options.externalDataThreshold === undefined && options.existingExternalData !== "inline") {
     placed = placeExternalFiles(externalDataRefs(model), path.dirname(path.resolve(filePath)));
   }
   writeModelFile(filePath, (sink) => modelToProto(model, sink), options);

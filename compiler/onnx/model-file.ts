@@ -5,6 +5,7 @@ import { DataType, byteLengthOf, dataTypeName } from "./dtype";
 import { ExternalDataContext, parseExternalData } from "./external-data";
 import { ModelProto, TensorProto, int64ToNumber } from "./proto";
 import { ModelProtoType, TensorProtoType } from "./schema";
+import { encodeModelProtoBytes, writeModelProtoStreaming } from "./stream-writer";
 import { Tensor } from "./tensor";
 
 /** Decodes a serialized ModelProto; `source` names the file or buffer in errors. */
@@ -172,10 +173,17 @@ export interface WriteOptions {
   externalDataThreshold?: number;
   /** Name of the external data file, relative to the model's folder. */
   externalDataLocation?: string;
+  /**
+   * Without a threshold, what happens to weights that already live in
+   * external data: "keep" references their file (the caller places it next
+   * to the model), "inline" copies them into the model file. Default "keep".
+   */
+  existingExternalData?: "keep" | "inline";
 }
 
+/** Encodes a model in memory, byte for byte as writeModelFile writes it. */
 export function encodeModelProto(proto: ModelProto): Uint8Array {
-  return ModelProtoType.encode(proto as never).finish();
+  return encodeModelProtoBytes(proto);
 }
 
 /** Encodes a single TensorProto, as used by the protobuf tests and tools. */
@@ -200,13 +208,21 @@ export function writeModelFile(filePath: string, build: (sink: ExternalDataSink 
   let dataFile: ExternalDataFile | undefined;
   try {
     let sink: ExternalDataSink | undefined;
+    if (threshold === undefined && options.existingExternalData === "inline") {
+      sink = { append: () => undefined };
+    }
     if (threshold !== undefined) {
       dataFile = new ExternalDataFile(dataTemp, location);
       const file = dataFile;
       sink = { append: (tensor) => (tensor.byteLength >= threshold ? file.append(tensor) : undefined) };
     }
     const proto = build(sink);
-    fs.writeFileSync(modelTemp, encodeModelProto(proto));
+    const descriptor = fs.openSync(modelTemp, "w");
+    try {
+      writeModelProtoStreaming(descriptor, proto, filePath);
+    } finally {
+      fs.closeSync(descriptor);
+    }
     if (dataFile) {
       dataFile.close();
       if (dataFile.tensorCount > 0) fs.renameSync(dataTemp, dataPath);

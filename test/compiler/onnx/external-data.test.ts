@@ -169,3 +169,16 @@ describe("external data", () => {
     expect(fs.readdirSync(target)).toEqual([]);
   });
 });
+
+describe("saving external weights inline", () => {
+  it("copies them into the model file when asked", () => {
+    const source = makeTempDir();
+    saveModel(tinyLinearModel(), path.join(source, "model.onnx"), { externalDataThreshold: 16 });
+    const target = makeTempDir();
+    const placed = saveModel(loadModel(path.join(source, "model.onnx")), path.join(target, "inline.onnx"), { existingExternalData: "inline" });
+    expect(placed).toEqual([]);
+    expect(fs.readdirSync(target)).toEqual(["inline.onnx"]);
+    const weight = loadModel(path.join(target, "inline.onnx")).graph.initializers.get("W")!.initializer!;
+    expect(weight.source.kind).toBe("raw");
+  });
+});
