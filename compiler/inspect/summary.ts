@@ -22,7 +22,7 @@ export interface ExternalFileSummary {
   exists: boolean;
 }
 
-/** What `peftc inspect` reports about a model; `--json` prints this object. */
+/** Report of `peftc inspect` on a model; `--json` prints this object. */
 export interface ModelSummary {
   file: string;
   fileBytes: number;

@@ -75,7 +75,7 @@ export const attr = {
   graph: (name: string, value: Graph): Attribute => ({ name, type: AttributeType.GRAPH, value }),
 };
 
-/** Returns the subgraphs an attribute holds (If branches, Loop bodies, generation decoders). */
+/** Returns the subgraphs an attribute contains (If branches, Loop bodies, generation decoders). */
 export function attributeGraphs(attribute: Attribute): Graph[] {
   if (attribute.type === AttributeType.GRAPH) return [attribute.value];
   if (attribute.type === AttributeType.GRAPHS) return attribute.value;

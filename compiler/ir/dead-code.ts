@@ -2,7 +2,7 @@ import type { Graph } from "./graph";
 import { topologicalOrder } from "./topological-sort";
 
 /**
- * Removes nodes whose outputs nobody reads and initializers nobody uses,
+ * Removes nodes whose outputs no node reads and initializers no node uses,
  * in `graph` and its subgraphs. Graph inputs are kept: they are the
  * model's interface. Returns whether anything was removed.
  */

@@ -117,9 +117,9 @@ class ProtoReader {
       graph.outputs.push(value);
     }
     for (const info of proto.valueInfo ?? []) {
-      // An entry for a graph input or output can disagree with the declaration
-      // there (exporters annotate both); the declaration wins and the entry is
-      // kept verbatim, as is one that names no value.
+      // Exporters annotate graph inputs and outputs twice, and the two can
+      // disagree. The declaration wins, so such an entry is kept verbatim,
+      // as is one that names no value.
       const value = graph.getLocal(info.name ?? "");
       if (!value || value.isGraphInput || value.isGraphOutput) {
         graph.extraValueInfo.push(info);

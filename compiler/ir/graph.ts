@@ -7,7 +7,7 @@ import { Node } from "./node";
 import { ValueType, tensorType } from "./types";
 import { Value } from "./value";
 
-/** What `Graph.addNode` needs to build a node. */
+/** Description of a node for `Graph.addNode` to build. */
 export interface NodeSpec {
   opType: string;
   domain?: string;
@@ -19,7 +19,7 @@ export interface NodeSpec {
   attributes?: readonly Attribute[];
 }
 
-/** Where a new node goes in the node list. */
+/** Position of a new node in the node list. */
 export type Position = { before: Node } | { after: Node } | "end";
 
 /**
@@ -48,7 +48,7 @@ export class Graph {
   constructor(
     readonly names: NameAllocator,
     name: string,
-    /** The node whose attribute holds this graph; undefined for the main graph and function bodies. */
+    /** The node whose attribute contains this graph; undefined for the main graph and function bodies. */
     readonly owner?: Node,
   ) {
     this.name = name;

@@ -73,8 +73,8 @@ export function externalDataRefs(model: Model): ExternalDataRef[] {
  * Saves a model atomically. With `externalDataThreshold`, initializers of at
  * least that many bytes are written to one new data file next to the model.
  * Without it, weights that already live in external data stay in their file,
- * which is hard-linked (or copied) next to the model (the return value says
- * which), unless `existingExternalData: "inline"` copies them into the model.
+ * which is hard-linked (or copied) next to the model, as the returned list
+ * records, unless `existingExternalData: "inline"` copies them into the model.
  */
 export function saveModel(model: Model, filePath: string, options: WriteOptions = {}): PlacedExternalFile[] {
   let placed: PlacedExternalFile[] = [];

@@ -12,8 +12,8 @@ export interface Use {
 
 /**
  * A named tensor in a graph: a graph input, an initializer, or a node
- * output. It knows its producer and every (node, input index) that reads
- * it; only Node and Graph methods change those links, which keeps them
+ * output. It records its producer and every (node, input index) that reads
+ * it. Only Node and Graph methods change those links, which keeps them
  * consistent.
  */
 export class Value {
@@ -54,7 +54,7 @@ export class Value {
     return this.producerNode;
   }
 
-  /** Which output of the producer this value is; -1 for inputs and initializers. */
+  /** Output index of this value in its producer; -1 for inputs and initializers. */
   get producerIndex(): number {
     return this.producerOutput;
   }

@@ -3,7 +3,7 @@ import * as path from "node:path";
 import { PeftcError } from "../errors";
 import { StringStringEntryProto, TensorProto } from "./proto";
 
-/** Where one tensor's bytes live in an external data file. */
+/** Location of one tensor's bytes in an external data file. */
 export interface ExternalDataRef {
   /** The location as written in the model, relative to the model's folder. */
   location: string;

@@ -3,19 +3,19 @@ import * as path from "node:path";
 import { PeftcError } from "../errors";
 import { ExternalDataRef } from "./external-data";
 
-/** How an external data file reached the folder of a saved model. */
+/** Placement of one external data file in the folder of a saved model. */
 export interface PlacedExternalFile {
   location: string;
-  /** "in-place": already there; "hardlink" or "copy": placed now; "missing": the source file never existed. */
-  how: "in-place" | "hardlink" | "copy" | "missing";
+  /** "in-place": already there. "hardlink" or "copy": placed now. "missing": the source file never existed. */
+  placement: "in-place" | "hardlink" | "copy" | "missing";
 }
 
 /**
  * Makes every external data file that `refs` name available in `folder`
  * under its location. onnxruntime reads external data only from inside the
- * model's own folder (it rejects absolute paths, `..` and symlinks leaving
- * it), so a model saved elsewhere needs the file beside it: a hard link
- * where the file system allows it, else a copy.
+ * model's own folder, rejecting absolute paths, `..` and symlinks that leave
+ * it. A model saved elsewhere therefore needs the file beside it: a hard
+ * link where the file system allows it, else a copy.
  */
 export function placeExternalFiles(refs: Iterable<ExternalDataRef>, folder: string): PlacedExternalFile[] {
   const byLocation = new Map<string, ExternalDataRef>();
@@ -32,26 +32,26 @@ export function placeExternalFiles(refs: Iterable<ExternalDataRef>, folder: stri
   const placed: PlacedExternalFile[] = [];
   for (const [location, ref] of byLocation) {
     if (ref.missing) {
-      placed.push({ location, how: "missing" });
+      placed.push({ location, placement: "missing" });
       continue;
     }
     const target = path.join(folder, location);
     if (fs.existsSync(target) && sameFile(target, ref.path)) {
-      placed.push({ location, how: "in-place" });
+      placed.push({ location, placement: "in-place" });
       continue;
     }
     fs.mkdirSync(path.dirname(target), { recursive: true });
     const temp = `${target}.tmp-${process.pid}`;
     fs.rmSync(temp, { force: true });
-    let how: PlacedExternalFile["how"] = "hardlink";
+    let placement: PlacedExternalFile["placement"] = "hardlink";
     try {
       fs.linkSync(ref.path, temp);
     } catch {
-      how = "copy";
+      placement = "copy";
       fs.copyFileSync(ref.path, temp);
     }
     fs.renameSync(temp, target);
-    placed.push({ location, how });
+    placed.push({ location, placement });
   }
   return placed;
 }

@@ -84,7 +84,7 @@ export function tensorFromProto(proto: TensorProto, context?: ExternalDataContex
   return new Tensor(name, dtype, dims, { kind: "fields", proto }, extras);
 }
 
-/** Where saved tensors go: inline in the model, or appended to one external data file. */
+/** Destination of saved tensors: inline in the model, or appended to one external data file. */
 export interface ExternalDataSink {
   /** Appends a tensor's bytes and returns its external_data entries, or undefined to keep it inline. */
   append(tensor: Tensor): TensorProto["externalData"] | undefined;
@@ -167,8 +167,8 @@ export class ExternalDataFile implements ExternalDataSink {
 export interface WriteOptions {
   /**
    * Initializers of at least this many bytes go to an external data file
-   * named `<model file name>.data` next to the model. Leave unset to keep
-   * everything inline; protobuf caps a single file at 2 GiB.
+   * named `<model file name>.data` next to the model. Without it, new
+   * tensors stay inline, and protobuf caps a single file at 2 GiB.
    */
   externalDataThreshold?: number;
   /** Name of the external data file, relative to the model's folder. */

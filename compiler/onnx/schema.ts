@@ -8,8 +8,8 @@ import * as protobuf from "protobufjs";
  * metadata_props, function overloads, value_info and attribute_proto inside
  * functions, device configurations. Parsing our own schema text with
  * protobufjs keeps every field, so a load-save round trip loses nothing.
- * Field numbers follow onnx.proto; `test/compiler/onnx/schema.test.ts` checks
- * that every field onnx-proto knows has the same number and type here.
+ * Field numbers follow onnx.proto. `test/compiler/onnx/schema.test.ts` checks
+ * that a model using every field of onnx-proto's schema reads back unchanged.
  */
 const ONNX_PROTO = `
 syntax = "proto2";

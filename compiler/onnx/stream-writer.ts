@@ -40,7 +40,7 @@ function splitInitializer(tensor: TensorProto): InitializerParts {
  * the model fields, the graph without initializers, then each initializer
  * with its raw bytes as a chunk of their own (referenced, never copied).
  * Protobuf fields may come in any order, so this reads back as the same
- * model, and writing chunk by chunk never holds the whole encoding.
+ * model, and writing chunk by chunk never keeps the whole encoding in memory.
  */
 export function encodeModelChunks(proto: ModelProto, where: string): Uint8Array[] {
   const graph = proto.graph ?? {};

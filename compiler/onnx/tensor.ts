@@ -5,7 +5,7 @@ import { bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat1
 import { StringStringEntryProto, TensorProto, int64ToBigInt } from "./proto";
 
 /**
- * Where a tensor's values come from. Values are decoded only when asked for,
+ * Origin of a tensor's values. Values are decoded only when asked for,
  * and external data is read from disk on each request and never cached, so a
  * model larger than memory can be loaded, inspected and rewritten.
  */
@@ -224,7 +224,7 @@ type ArrayConstructor =
   | BigInt64ArrayConstructor
   | BigUint64ArrayConstructor;
 
-/** Returns the typed array class that holds decoded values of `dtype`. */
+/** Returns the typed array class that contains decoded values of `dtype`. */
 export function arrayTypeFor(dtype: DataType): ArrayConstructor {
   switch (dtype) {
     case DataType.FLOAT:
@@ -251,7 +251,7 @@ export function arrayTypeFor(dtype: DataType): ArrayConstructor {
     case DataType.UINT64:
       return BigUint64Array;
     default:
-      throw new PeftcError("E_TENSOR_DATA", `${dataTypeName(dtype)} tensors cannot be held as decoded values.`);
+      throw new PeftcError("E_TENSOR_DATA", `${dataTypeName(dtype)} tensors cannot be decoded to typed arrays; only their raw bytes can be read.`);
   }
 }
 

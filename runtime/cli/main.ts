@@ -3,7 +3,7 @@ import { isPeftcError } from "../../compiler/errors";
 import { registerInspect } from "./inspect";
 import { peftcVersion } from "./version";
 
-/** Where the CLI writes; tests pass buffers instead of the process streams. */
+/** Output streams of the CLI; tests pass buffers instead of the process streams. */
 export interface CliIo {
   stdout: (text: string) => void;
   stderr: (text: string) => void;

@@ -70,7 +70,7 @@ describe("external data", () => {
 
     const target = makeTempDir();
     const placed = saveModel(model, path.join(target, "copy.onnx"));
-    expect(placed).toEqual([{ location: "model.onnx.data", how: "hardlink" }]);
+    expect(placed).toEqual([{ location: "model.onnx.data", placement: "hardlink" }]);
     expect(fs.statSync(path.join(target, "model.onnx.data")).ino).toBe(fs.statSync(`${original}.data`).ino);
     const copy = loadModel(path.join(target, "copy.onnx"));
     expect(copy.graph.initializers.get("W")!.initializer!.source.kind).toBe("external");
