@@ -69,7 +69,7 @@ export class ShapeInferenceEngine {
       label: this.model.graph.name || "main",
     };
     this.inferGraph(this.model.graph, scope);
-    this.finishReport();
+    this.finishReport(scope.data);
     return this.report;
   }
 
@@ -279,7 +279,7 @@ export class ShapeInferenceEngine {
   }
 
   /** Writes the kept types to the values, naming derived dimensions as the graph does, and fills the report. */
-  private finishReport(): void {
+  private finishReport(data: ReadonlyMap<Value, KnownData>): void {
     for (const [value, type] of this.working) {
       const named = type.kind === "tensor" ? applyAliases(type, this.aliases) : type;
       const kept = mergeTypes(this.declared.get(value), named).type;
@@ -287,6 +287,8 @@ export class ShapeInferenceEngine {
       const graph = this.recorded.get(value);
       if (graph === undefined) continue;
       const entry: InferredValue = { graph, value: value.name, type: kept };
+      const values = data.get(value)?.values;
+      if (values?.some((element) => element !== null)) entry.values = values;
       this.report.inferred.push(entry);
       const shape = kept.kind === "tensor" ? kept.shape : [];
       if (!shape || shape.includes(null)) this.report.incomplete.push(entry);

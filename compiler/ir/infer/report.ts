@@ -1,10 +1,15 @@
-import { ValueType } from "../types";
+import { Dim, ValueType } from "../types";
 
 /** A value whose type inference set, confirmed or refined. */
 export interface InferredValue {
   graph: string;
   value: string;
   type: ValueType;
+  /**
+   * Element values inference determined (row-major), for small tensors such
+   * as shape vectors: numbers, symbolic dimensions, or null where unknown.
+   */
+  values?: readonly Dim[];
 }
 
 /** A node no shape rule covers and no model-local function defines. */

@@ -95,6 +95,17 @@ describe("inferShapes", () => {
     expect(typeOf(out(product))).toBe("FLOAT[mul_3,16]");
   });
 
+  it("reports the known values of shape tensors", () => {
+    const model = newModel();
+    const x = input(model.graph, "x", DataType.FLOAT, ["batch", "sequence", 8]);
+    const shape = op(model.graph, "Shape", [x]);
+    const doubled = op(model.graph, "Mul", [out(shape), int64s(model.graph, "two", [2], [])]);
+    const report = infer(model);
+    const values = new Map(report.inferred.map((entry) => [entry.value, entry.values]));
+    expect(values.get(out(shape).name)).toEqual(["batch", "sequence", 8]);
+    expect(values.get(out(doubled).name)).toEqual(["2*batch", "2*sequence", 16]);
+  });
+
   it("leaves graph inputs as declared", () => {
     const model = newModel();
     const x = input(model.graph, "x", DataType.FLOAT, ["past_sequence + sequence", 8]);

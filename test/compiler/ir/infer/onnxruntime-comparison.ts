@@ -7,7 +7,7 @@ import type { Graph } from "../../../../compiler/ir/graph";
 import type { Model } from "../../../../compiler/ir/model";
 import { Dim, ValueType, formatType } from "../../../../compiler/ir/types";
 import { DataType, dataTypeName } from "../../../../compiler/onnx/dtype";
-import { float32ToFloat16 } from "../../../../compiler/onnx/half";
+import { float16ToFloat32, float32ToFloat16 } from "../../../../compiler/onnx/half";
 import { encodeModelProto, readModelProto } from "../../../../compiler/onnx/model-file";
 import { openSession } from "../../../helpers/ort";
 import { makeTempDir } from "../../../helpers/temp";
@@ -120,6 +120,28 @@ export function compareValue(name: string, type: ValueType | undefined, actual: 
   return `${name}: inferred ${formatType(type)} = ${evaluated}, onnxruntime returned ${actual.type}[${actual.dims.join(",")}]`;
 }
 
+/** Reads element `index` of an onnxruntime tensor as a number (float16 bits decoded). */
+function elementOf(tensor: ort.Tensor, index: number): number {
+  const raw = (tensor.data as ArrayLike<number | bigint>)[index];
+  return tensor.type === "float16" ? float16ToFloat32(Number(raw)) : Number(raw);
+}
+
+/** Compares the element values inference determined with those onnxruntime computed; returns a mismatch line or undefined. */
+export function compareKnownValues(name: string, values: readonly Dim[], actual: ort.Tensor | undefined, sizes: ReadonlyMap<string, number>): string | undefined {
+  if (!actual) return undefined;
+  if (values.length !== actual.size) return `${name}: inference knows ${values.length} values, onnxruntime returned ${actual.size}`;
+  const wrong: string[] = [];
+  values.forEach((value, i) => {
+    if (value === null) return;
+    const expected = typeof value === "number" ? value : evaluateDimension(value, sizes);
+    const got = elementOf(actual, i);
+    // Tensor.numbers() saturates int64 values past 2^53 (INT64_MAX "to the end" markers), so only the side is compared.
+    const saturated = Math.abs(expected) >= Number.MAX_SAFE_INTEGER && Math.sign(expected) === Math.sign(got) && Math.abs(got) >= Number.MAX_SAFE_INTEGER;
+    if (!saturated && Math.abs(expected - got) > 1e-6 * Math.max(1, Math.abs(expected))) wrong.push(`[${i}] ${value} = ${expected} but onnxruntime has ${got}`);
+  });
+  return wrong.length > 0 ? `${name}: ${wrong.join(", ")}` : undefined;
+}
+
 /** Saves a copy of `model` whose graph outputs include every node output, untyped so onnxruntime infers them. */
 export function saveWithAllOutputs(model: Model, folder: string): { file: string; names: string[] } {
   const graph = model.graph;
@@ -150,6 +172,10 @@ export async function compareWithOnnxRuntime(file: string, options: ComparisonCa
     const mismatches: string[] = [];
     for (const name of names) {
       const mismatch = compareValue(name, model.graph.lookup(name)?.type, results[name] as ort.Tensor | undefined, sizes);
+      if (mismatch) mismatches.push(mismatch);
+    }
+    for (const entry of report.inferred) {
+      const mismatch = entry.values && compareKnownValues(entry.value, entry.values, results[entry.value] as ort.Tensor | undefined, sizes);
       if (mismatch) mismatches.push(mismatch);
     }
     return { report, compared: names.length, mismatches };
