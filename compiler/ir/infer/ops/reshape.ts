@@ -71,7 +71,9 @@ function flattenRule(ctx: InferenceContext): void {
   }
   const rank = input.shape.length;
   const axis = ctx.int("axis", 1);
-  const split = axis === rank ? rank : ctx.axis(axis, rank + 1);
+  // The axis may be rank itself (everything in the first factor), and a negative axis counts from rank.
+  const split = axis < 0 ? axis + rank : axis;
+  if (split < 0 || split > rank) ctx.fail(`axis ${axis} is out of range for rank ${rank}`);
   const shape = [productOfDims(input.shape.slice(0, split)), productOfDims(input.shape.slice(split))];
   ctx.setOutput(0, input.elemType, shape, reshapeData(ctx.data(0), shape));
 }

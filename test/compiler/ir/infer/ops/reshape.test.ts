@@ -62,8 +62,12 @@ describe("Reshape and friends", () => {
     const model = newModel();
     const x = input(model.graph, "x", DataType.FLOAT, ["batch", 3, 4, 5]);
     const flatten = op(model.graph, "Flatten", [x], { attributes: [attr.int("axis", 2)] });
+    const fromEnd = op(model.graph, "Flatten", [x], { attributes: [attr.int("axis", -1)] });
+    const whole = op(model.graph, "Flatten", [x], { attributes: [attr.int("axis", 4)] });
     infer(model);
     expect(typeOf(out(flatten))).toBe("FLOAT[3*batch,20]");
+    expect(typeOf(out(fromEnd))).toBe("FLOAT[12*batch,5]");
+    expect(typeOf(out(whole))).toBe("FLOAT[60*batch,1]");
   });
 
   it("reads Squeeze and Unsqueeze axes from attributes before opset 13", () => {
