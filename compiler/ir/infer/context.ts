@@ -31,7 +31,7 @@ export interface InferenceHost {
 /**
  * Raised when a rule needs the type of an input that inference has not
  * found (its producer is unsupported or failed). The engine records the
- * outputs as untyped for that reason; it is not an error of this node.
+ * outputs as untyped for that reason, which is not an error of this node.
  */
 export class MissingInputType extends Error {
   constructor(

@@ -106,7 +106,7 @@ export class ShapeInferenceEngine {
     }
     const domain = normalizeDomain(node.domain);
     // NOTE: onnxruntime runs nodes of its own domains without an opset
-    // import as version 1; any domain the graph does not import is treated so.
+    // import as version 1, and here any domain the graph does not import is treated so.
     const opset = scope.opsets.get(domain) ?? (domain === "" ? scope.opsets.get("ai.onnx") : undefined) ?? 1;
     const rule = this.registry.resolve(domain, node.opType, opset);
     if (!rule) {

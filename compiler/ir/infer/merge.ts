@@ -25,7 +25,7 @@ export interface MergedType {
  * The declaration is kept unless inference is more precise: a declared
  * unknown or symbolic dimension gives way to an inferred number, and a
  * missing shape or element type to an inferred one. Two different numbers,
- * element types or ranks are conflicts; the declared value is kept and the
+ * element types or ranks are conflicts: the declared value is kept and the
  * conflict reported.
  */
 export function mergeTypes(declared: ValueType | undefined, inferred: ValueType): MergedType {

@@ -3,8 +3,8 @@
  * every derived dimension (`past_sequence+sequence`, `7*batch_size`). max,
  * min, floordiv, ceildiv and mod of polynomials that do not simplify stay
  * as function atoms (`min(8,past+seq)`). Each polynomial has one canonical
- * text, so equal expressions compare equal as strings; symbolic.ts parses
- * that text back.
+ * text, so equal expressions compare equal as strings, and symbolic.ts
+ * parses that text back.
  *
  * Dimension names are assumed non-negative, which lets max/min of
  * `past+seq` and `past` simplify.
@@ -99,7 +99,7 @@ function divideTerm(a: Term, b: Term): Term | undefined {
 
 /**
  * Returns a / b when b divides a with an integer-coefficient quotient, by
- * multivariate long division on the leading terms; undefined otherwise.
+ * multivariate long division on the leading terms. Returns undefined otherwise.
  */
 export function divideExact(a: Polynomial, b: Polynomial): Polynomial | undefined {
   const divisorLead = leadingTerm(b);

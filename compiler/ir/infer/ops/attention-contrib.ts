@@ -103,7 +103,7 @@ function multiHeadAttentionRule(ctx: InferenceContext): void {
 /**
  * GroupQueryAttention: query(0), key(1), value(2), past_key(3),
  * past_value(4), seqlens_k(5), total_sequence_length(6), ... The output
- * has num_heads * head_size columns; present is [batch, kv_num_heads,
+ * has num_heads * head_size columns, and present is [batch, kv_num_heads,
  * max(past_sequence, total_sequence_length), head_size].
  */
 function groupQueryAttentionRule(ctx: InferenceContext): void {

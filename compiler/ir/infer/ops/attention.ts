@@ -10,8 +10,8 @@ import { sameAsFirstInput } from "./common";
  * Attention takes Q, K, V as 4-D [batch, heads, sequence, head_size] or as
  * 3-D [batch, sequence, heads * head_size] with the q_num_heads and
  * kv_num_heads attributes. Optional past_key/past_value (inputs 4, 5) are
- * 4-D; present_key/present_value (outputs 1, 2) append K and V to them on
- * the sequence axis; qk_matmul_output (output 3) is
+ * 4-D, and present_key/present_value (outputs 1, 2) append K and V to them
+ * on the sequence axis. qk_matmul_output (output 3) is
  * [batch, q_heads, q_sequence, total_sequence].
  */
 

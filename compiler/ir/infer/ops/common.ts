@@ -16,8 +16,8 @@ export function sameAsFirstInput(ctx: InferenceContext): void {
 }
 
 /**
- * Broadcasts the shapes of the given inputs (numpy rules); undefined when
- * some rank is unknown. Fails on incompatible sizes.
+ * Broadcasts the shapes of the given inputs (numpy rules). Returns
+ * undefined when some rank is unknown and fails on incompatible sizes.
  */
 export function broadcastInputs(ctx: InferenceContext, indices: readonly number[]): Dim[] | undefined {
   const shapes = indices.map((index) => ctx.shape(index));

@@ -15,7 +15,7 @@ import { commonElemType, intsFromInput } from "./common";
 /**
  * Merges the sizes all inputs must share on a non-concatenated axis. Concat
  * does not broadcast, so different names there are equal at run time and
- * any one of them is exact; a number is preferred.
+ * any one of them is exact. A number is preferred.
  */
 function sharedDim(ctx: InferenceContext, dims: readonly Dim[], axis: number): Dim {
   const numbers = [...new Set(dims.filter((dim): dim is number => typeof dim === "number"))];

@@ -50,6 +50,6 @@ export const contribLayerRules: RuleDefinition[] = [
   { opType: "SkipLayerNormalization", domain: MICROSOFT, infer: skipLayerNormalizationRule },
   { opType: "SkipSimplifiedLayerNormalization", domain: MICROSOFT, infer: skipLayerNormalizationRule },
   { opType: "EmbedLayerNormalization", domain: MICROSOFT, infer: embedLayerNormalizationRule },
-  // X plus an optional bias broadcast along the last axis; the output keeps X's shape.
+  // X plus an optional bias broadcast along the last axis, so the output keeps X's shape.
   ...rulesFor(["FastGelu", "BiasGelu", "Gelu", "QuickGelu", "BiasSoftmax"], sameAsFirstInput, { domain: MICROSOFT }),
 ];

@@ -67,7 +67,7 @@ function foldData(ctx: InferenceContext, indices: readonly number[], apply: (a: 
 function divide(a: Dim, b: Dim, ctx: InferenceContext): Dim {
   if (isFloatType(ctx.elemType(0))) return typeof a === "number" && typeof b === "number" ? a / b : divideDims(a, b);
   if (typeof a === "number" && typeof b === "number") return b === 0 ? null : Math.trunc(a / b);
-  // NOTE: integer Div truncates toward zero; symbolic operands are sizes, so rounding down is the same.
+  // NOTE: integer Div truncates toward zero. Symbolic operands are sizes, never negative, so rounding down gives the same.
   return floorDivideDims(a, b);
 }
 

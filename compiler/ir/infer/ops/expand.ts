@@ -69,7 +69,7 @@ function padFromInputs(ctx: InferenceContext): void {
 
 /**
  * Resize: output sizes from `sizes` when known, else floor(size * scale).
- * Before opset 11 the scales are input 1; from 11 inputs are X, roi, scales, sizes.
+ * Before opset 11 the scales are input 1. From 11 the inputs are X, roi, scales, sizes.
  */
 function resize(scalesIndex: number, sizesIndex: number | undefined) {
   return (ctx: InferenceContext): void => {

@@ -6,7 +6,8 @@ import { RuleDefinition } from "../registry";
 
 /**
  * Matrix products: MatMul (numpy semantics, with 1-D operands promoted and
- * their dimension dropped again), Gemm, and onnxruntime's FusedMatMul.
+ * their dimension dropped again), Gemm, and onnxruntime's FusedMatMul and
+ * MatMulNBits.
  */
 
 /** Computes the numpy matmul shape of two operand shapes; fails on mismatched inner sizes. */
@@ -60,8 +61,8 @@ function gemmRule(ctx: InferenceContext): void {
 
 /**
  * Moves a FusedMatMul operand into plain [batch..., rows, columns] order.
- * transBatch moves the first axis to just before the last; trans swaps the
- * last two. A 1-D operand is left alone, as onnxruntime does.
+ * transBatch moves the first axis to just before the last, and trans swaps
+ * the last two. A 1-D operand is left alone, as onnxruntime does.
  */
 function fusedOperand(shape: readonly Dim[], transpose: boolean, transposeBatch: boolean): Dim[] {
   const rank = shape.length;
@@ -84,10 +85,25 @@ function fusedMatmulRule(ctx: InferenceContext): void {
   ctx.setOutput(0, left.elemType, matmulShape(ctx, a, b));
 }
 
+/**
+ * MatMulNBits (com.microsoft): A [..., K] times a block-quantized B stored
+ * as [N, blocks, blob] uint8, so Y is [..., N] with the type of A.
+ */
+function matmulNBitsRule(ctx: InferenceContext): void {
+  const input = ctx.input(0);
+  const columns = ctx.requireInt("N");
+  const inner = ctx.requireInt("K");
+  const last = input.shape?.[input.shape.length - 1];
+  if (input.shape?.length === 0) ctx.fail("A must have rank 1 or more, got a scalar");
+  if (typeof last === "number" && last !== inner) ctx.fail(`A's last dimension is ${last} but attribute K is ${inner}`);
+  ctx.setOutput(0, input.elemType, input.shape && [...input.shape.slice(0, -1), columns]);
+}
+
 export const matmulRules: RuleDefinition[] = [
   { opType: "MatMul", infer: matmulRule },
   { opType: "MatMulInteger", since: 10, infer: matmulIntegerRule },
   { opType: "Gemm", infer: gemmRule },
   { opType: "FusedMatMul", domain: "com.microsoft", infer: fusedMatmulRule },
   { opType: "TransposeMatMul", domain: "com.microsoft", infer: fusedMatmulRule },
+  { opType: "MatMulNBits", domain: "com.microsoft", infer: matmulNBitsRule },
 ];

@@ -19,7 +19,7 @@ export function statisticsShape(ctx: InferenceContext, shape: Dim[] | undefined)
 }
 
 /**
- * LayerNormalization: Y like X; optional Mean and InvStdDev with the
+ * LayerNormalization: Y like X, and optional Mean and InvStdDev with the
  * normalized axes reduced to 1, of the type stash_type names (default float).
  * onnxruntime also runs it in the default domain below opset 17, as the
  * bloom training graph does at opset 15, so the rule starts at 1.

@@ -96,7 +96,7 @@ const squeeze = (readAxes: AxesReader) => (ctx: InferenceContext): void => {
   }
   let shape: Dim[] | undefined;
   if (axes === undefined) {
-    // Without axes every size-1 dimension goes; a symbolic size may or may not be 1.
+    // Without axes every size-1 dimension goes, and a symbolic size may or may not be 1.
     shape = input.shape.every((dim) => typeof dim === "number") ? input.shape.filter((dim) => dim !== 1) : undefined;
   } else {
     const removed = new Set(normalizeAxes(ctx, axes, input.shape.length));

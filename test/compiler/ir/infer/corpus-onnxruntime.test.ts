@@ -10,7 +10,7 @@ import { ComparisonCase, compareSubgraphWithOnnxRuntime, compareWithOnnxRuntime,
  * Concrete sizes for every corpus graph onnxruntime-node runs (all but the
  * bloom training graph, test_swiglu at opset 28, and phi35/phi4, whose
  * weights are missing). Batch 2, sequence 3 and past 4 where the graph
- * allows; names the files give to derived sizes are bound to what they
+ * allows. Names the files give to derived sizes are bound to what they
  * stand for (total = past + sequence). Integer inputs get masks of ones,
  * positions that continue the past, token type 0 and token ids below the
  * vocabulary.
@@ -26,7 +26,7 @@ const CASES: [string, ComparisonCase][] = [
   ["torch-gpt2tiny-op17/model.onnx", { sizes: { batch: 2, sequence: 3 } }],
   // past_i is [2, batch, heads, seq_len, head], so seq_len is the past length. The graph's causal mask allows 8 positions.
   ["gpt2-past-pt16/gpt2_past.onnx", { sizes: { batch_size: 2, seq_len: 4, seq_len_plus_1: 5 } }],
-  // The exporter named the logits dims MatMullogits_dim_0 and _1; they are batch and sequence.
+  // The exporter named the logits dims MatMullogits_dim_0 and _1, which are batch and sequence.
   [
     "gpt2-megatron-pt19/gpt2_megatron.onnx",
     { sizes: { batch_size: 2, seq_len: 3, past_seq_len: 4, total_seq_len: 7, MatMullogits_dim_0: 2, MatMullogits_dim_1: 3 }, positionStart: 4 },

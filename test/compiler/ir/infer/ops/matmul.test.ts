@@ -44,6 +44,19 @@ describe("matrix product rules", () => {
     expect(matmul([5, 2, 3, 7], [2, 3, 7, 4], "FusedMatMul", [attr.int("transBatchA", 1)])).toBe("FLOAT[2,3,5,4]");
   });
 
+  it("shapes MatMulNBits from its N attribute", () => {
+    const model = newModel({ "": 21, "com.microsoft": 1 });
+    const a = input(model.graph, "a", DataType.FLOAT16, ["batch", "sequence", 64]);
+    const b = input(model.graph, "b", DataType.UINT8, [256, 2, 16]);
+    const scales = input(model.graph, "scales", DataType.FLOAT16, [256, 2]);
+    const node = op(model.graph, "MatMulNBits", [a, b, scales], {
+      domain: "com.microsoft",
+      attributes: [attr.int("K", 64), attr.int("N", 256), attr.int("bits", 4), attr.int("block_size", 32)],
+    });
+    infer(model);
+    expect(typeOf(out(node))).toBe("FLOAT16[batch,sequence,256]");
+  });
+
   it("returns int32 for MatMulInteger", () => {
     const model = newModel();
     const a = input(model.graph, "a", DataType.UINT8, ["n", 16]);
