@@ -56,6 +56,14 @@ export function formatSummary(summary: ModelSummary): string {
     }
   }
 
+  const shapes = summary.shapeInference;
+  lines.push(
+    `shapes      ${groupDigits(shapes.typed)} node outputs typed by inference (${groupDigits(shapes.incomplete)} with unknown dims, ${groupDigits(shapes.untyped)} untyped)`,
+  );
+  if (shapes.unsupportedOps.length > 0) lines.push(`            no shape rule for: ${shapes.unsupportedOps.join(", ")}`);
+  for (const failure of shapes.failures.slice(0, 3)) lines.push(`            failed: ${failure}`);
+  if (shapes.conflicts > 0) lines.push(`            ${groupDigits(shapes.conflicts)} declared types disagree with inference (declared kept)`);
+
   const opWidth = Math.max(0, ...summary.ops.map((entry) => entry.op.length));
   lines.push("", `ops (${summary.ops.length} kinds)`);
   for (const entry of summary.ops) lines.push(`  ${entry.op.padEnd(opWidth)}  ${groupDigits(entry.count)}`);

@@ -4,6 +4,7 @@ import { Graph } from "../ir/graph";
 import { Model } from "../ir/model";
 import { Dim, ValueType } from "../ir/types";
 import { forEachGraph } from "../ir/traverse";
+import { inferShapes, unsupportedOpTypes } from "../ir/infer";
 
 /** A graph input or output as `peftc inspect` lists it. */
 export interface ValueSummary {
@@ -42,6 +43,17 @@ export interface ModelSummary {
     byDtype: Record<string, number>;
   };
   externalData: ExternalFileSummary[];
+  /** Outcome of shape and dtype inference over every node output. */
+  shapeInference: {
+    typed: number;
+    /** Typed values whose rank or some dimension is still unknown. */
+    incomplete: number;
+    untyped: number;
+    /** Operators without a shape rule, as `domain::OpType`; reported, never guessed. */
+    unsupportedOps: string[];
+    failures: string[];
+    conflicts: number;
+  };
   warnings: string[];
 }
 
@@ -51,8 +63,12 @@ function describeValue(name: string, type: ValueType | undefined): ValueSummary 
   return { name, dtype: dataTypeName(type.elemType), shape: type.shape ? [...type.shape] : null };
 }
 
-/** Summarizes a loaded model without reading any weight values. */
+/**
+ * Summarizes a loaded model without reading any weight values. Runs shape
+ * inference, which fills in value types on `model`.
+ */
 export function summarizeModel(model: Model, file: string): ModelSummary {
+  const inference = inferShapes(model);
   const ops = new Map<string, number>();
   let nodesInSubgraphs = 0;
   let nodesInFunctions = 0;
@@ -110,6 +126,14 @@ export function summarizeModel(model: Model, file: string): ModelSummary {
     ops: [...ops].map(([op, n]) => ({ op, count: n })).sort((a, b) => b.count - a.count || a.op.localeCompare(b.op)),
     parameters,
     externalData: [...external.values()],
+    shapeInference: {
+      typed: inference.inferred.length,
+      incomplete: inference.incomplete.length,
+      untyped: inference.untyped.length,
+      unsupportedOps: unsupportedOpTypes(inference),
+      failures: inference.failures.map((failure) => `node "${failure.node}" (${failure.opType}): ${failure.message}`),
+      conflicts: inference.conflicts.length,
+    },
     warnings: [...model.loadWarnings],
   };
 }

@@ -37,6 +37,7 @@ describe("peftc inspect", () => {
     expect(summary.parameters.count).toBe(15);
     expect(summary.parameters.bytes).toBe(60);
     expect(summary.externalData).toEqual([{ location: "tiny.onnx.data", path: fs.realpathSync(`${file}.data`), tensors: 1, bytes: 48, exists: true }]);
+    expect(summary.shapeInference).toEqual({ typed: 3, incomplete: 0, untyped: 0, unsupportedOps: [], failures: [], conflicts: 0 });
   });
 
   it("prints the same facts as text", async () => {
@@ -99,6 +100,16 @@ describeCorpus("peftc inspect on the corpus", () => {
       const result = await run("inspect", path.join(CORPUS_DIR, relative), "--json");
       expect([relative, (JSON.parse(result.stdout) as ModelSummary).parameters.count]).toEqual([relative, expected]);
     }
+  });
+
+  it("names the operators shape inference has no rule for", async () => {
+    const file = path.join(CORPUS_DIR, "bloom-3layer-training-ort/3layer_bloom_optimized_training.onnx");
+    const result = await run("inspect", file, "--json");
+    const unsupported = (JSON.parse(result.stdout) as ModelSummary).shapeInference.unsupportedOps;
+    expect(unsupported).toContain("org.pytorch.aten::ATen");
+    expect(unsupported).toContain("com.microsoft::SoftmaxGrad_13");
+    const text = await run("inspect", file);
+    expect(text.stdout).toMatch(/no shape rule for: .*org\.pytorch\.aten::ATen/);
   });
 
   it("inspects a graph whose weights are missing only with --graph-only", async () => {
