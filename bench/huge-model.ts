@@ -13,7 +13,7 @@ import { Value } from "../compiler/ir/value";
 import { tensorType } from "../compiler/ir/types";
 import { DataType } from "../compiler/onnx/dtype";
 import { Tensor } from "../compiler/onnx/tensor";
-import { writeModelFile } from "../compiler/onnx/model-file";
+import { writeModelFile } from "../compiler/onnx/model-writer";
 import { modelToProto } from "../compiler/ir/to-proto";
 
 const SHAPE = { layers: 40, hidden: 5120, ffn: 13824, vocab: 32000 };

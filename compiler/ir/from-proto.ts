@@ -159,7 +159,7 @@ class ProtoReader {
         // onnxruntime keeps the last Constant written under a name and warns
         // (gpt2 tiny models from its test suite have 48 such pairs). Give the
         // earlier one a fresh, unread name so the IR stays single-assignment.
-        earlier.name = graph.names.fresh(`${outputName}_shadowed`);
+        earlier.name = graph.names.peek(`${outputName}_shadowed`);
         this.warnings.push(`node "${name}" redefines constant "${outputName}"; the earlier definition by node "${earlier.producer.name}" is unused, as in onnxruntime`);
       } else if (earlier) {
         const other = earlier.producer;

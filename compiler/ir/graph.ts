@@ -3,6 +3,7 @@ import { SparseTensorProto, StringStringEntryProto, TensorAnnotation, ValueInfoP
 import { Tensor } from "../onnx/tensor";
 import { Attribute } from "./attribute";
 import { NameAllocator } from "./names";
+import { forEachGraph } from "./traverse";
 import { Node } from "./node";
 import { ValueType, tensorType } from "./types";
 import { Value } from "./value";
@@ -140,13 +141,25 @@ export class Graph {
     this.outputs.push(value);
   }
 
-  /** @internal Redirects graph outputs from `previous` to `next`. */
+  /** @internal Redirects outputs of this graph and of every graph nested in it from `previous` to `next`. */
   replaceOutput(previous: Value, next: Value): void {
-    for (let i = 0; i < this.outputs.length; i++) if (this.outputs[i] === previous) this.outputs[i] = next;
+    forEachGraph(this, (graph) => {
+      for (let i = 0; i < graph.outputs.length; i++) if (graph.outputs[i] === previous) graph.outputs[i] = next;
+    });
+  }
+
+  /** True when `value` is an output of this graph or of a subgraph nested in it (an If branch may return an outer value). */
+  isReturned(value: Value): boolean {
+    let returned = false;
+    forEachGraph(this, (graph) => {
+      returned ||= graph.outputs.includes(value);
+    });
+    return returned;
   }
 
   /** Builds a node from `spec`, links its inputs and outputs, and places it. */
   addNode(spec: NodeSpec, position: Position = "end"): Node {
+    const insertAt = this.insertionIndex(position);
     const base = spec.name ?? spec.opType;
     const node = new Node(this, { name: this.names.fresh(base), opType: spec.opType, domain: spec.domain });
     for (const attribute of spec.attributes ?? []) node.setAttribute(attribute);
@@ -154,7 +167,7 @@ export class Graph {
     const outputs = spec.outputs ?? 1;
     const outputNames = typeof outputs === "number" ? Array.from({ length: outputs }, (_, i) => `${node.name}_output_${i}`) : outputs;
     for (const outputName of outputNames) node.attachOutput(this.createValue(outputName));
-    this.placeNode(node, position);
+    this.nodes.splice(insertAt, 0, node);
     return node;
   }
 
@@ -166,15 +179,13 @@ export class Graph {
     this.nodes.push(node);
   }
 
-  private placeNode(node: Node, position: Position): void {
-    if (position === "end") {
-      this.nodes.push(node);
-      return;
-    }
+  /** Checks `position` before anything changes, so a bad anchor leaves the graph as it was. */
+  private insertionIndex(position: Position): number {
+    if (position === "end") return this.nodes.length;
     const anchor = "before" in position ? position.before : position.after;
     const at = this.nodes.indexOf(anchor);
     if (at < 0) throw new PeftcError("E_IR_INVARIANT", `graph "${this.name}": anchor node "${anchor.name}" is not in this graph.`);
-    this.nodes.splice("before" in position ? at : at + 1, 0, node);
+    return "before" in position ? at : at + 1;
   }
 
   /**
@@ -185,8 +196,8 @@ export class Graph {
     const at = this.nodes.indexOf(node);
     if (at < 0) throw new PeftcError("E_IR_INVARIANT", `graph "${this.name}": node "${node.name}" is not in this graph.`);
     for (const output of node.outputs) {
-      if (output.uses.length > 0 || output.isGraphOutput) {
-        const reader = output.uses[0]?.node.name ?? "the graph outputs";
+      if (output.uses.length > 0 || this.isReturned(output)) {
+        const reader = output.uses[0] ? `node "${output.uses[0].node.name}"` : "the outputs of this graph or a subgraph";
         throw new PeftcError(
           "E_IR_INVARIANT",
           `cannot remove node "${node.name}": its output "${output.name}" is still read by ${reader}. Rewire its uses first.`,
@@ -195,6 +206,7 @@ export class Graph {
       }
     }
     this.nodes.splice(at, 1);
+    node.markRemoved();
     node.detachInputs();
     // Subgraph nodes go with their owner, so their reads of outer values must end too.
     for (const subgraph of node.subgraphs) detachAll(subgraph);
@@ -205,6 +217,15 @@ export class Graph {
   /** Replaces `node` by a new node from `spec`, moving every use of the old outputs to the new ones. */
   replaceNode(node: Node, spec: NodeSpec): Node {
     const outputs = spec.outputs ?? node.outputs.length;
+    const count = typeof outputs === "number" ? outputs : outputs.length;
+    const stranded = node.outputs.slice(count).find((output) => output.uses.length > 0 || this.isReturned(output));
+    if (stranded) {
+      throw new PeftcError(
+        "E_IR_INVARIANT",
+        `cannot replace node "${node.name}" with a node of ${count} outputs: its output "${stranded.name}" is still read and would have no replacement.`,
+        { node: node.name, value: stranded.name },
+      );
+    }
     const replacement = this.addNode({ ...spec, outputs }, { before: node });
     node.outputs.forEach((output, i) => {
       const next = replacement.outputs[i];

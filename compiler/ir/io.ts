@@ -1,11 +1,10 @@
 import * as path from "node:path";
 import { ExternalDataRef } from "../onnx/external-data";
 import { PlacedExternalFile, placeExternalFiles } from "../onnx/external-files";
-import { decodeModelProto, readModelProto, writeModelFile, WriteOptions } from "../onnx/model-file";
-import { Tensor } from "../onnx/tensor";
-import { AttributeType } from "./attribute";
+import { decodeModelProto, readModelProto } from "../onnx/model-file";
+import { WriteOptions, writeModelFile } from "../onnx/model-writer";
 import { modelFromProto } from "./from-proto";
-import { Graph } from "./graph";
+import { forEachGraph } from "./traverse";
 import { Model } from "./model";
 import { modelToProto } from "./to-proto";
 import { validateModel } from "./validate";
@@ -24,48 +23,48 @@ export interface LoadOptions {
 
 /** Loads a model file into the IR. Weights in external data are located and checked, not read. */
 export function loadModel(filePath: string, options: LoadOptions = {}): Model {
-  const proto = readModelProto(filePath);
-  const model = modelFromProto(proto, filePath, {
-    baseDir: path.dirname(path.resolve(filePath)),
-    modelPath: filePath,
-    allowMissing: options.allowMissingExternalData ?? false,
+  return withSource(filePath, () => {
+    const proto = readModelProto(filePath);
+    const model = modelFromProto(proto, filePath, {
+      baseDir: path.dirname(path.resolve(filePath)),
+      modelPath: filePath,
+      allowMissing: options.allowMissingExternalData ?? false,
+    });
+    if (options.validate ?? true) validateModel(model);
+    return model;
   });
-  if (options.validate ?? true) validateLoaded(model, filePath);
-  return model;
-}
-
-function validateLoaded(model: Model, source: string): void {
-  try {
-    validateModel(model);
-  } catch (error) {
-    if (error instanceof PeftcError) throw new PeftcError(error.code, `${source}: ${error.message}`, { file: source, ...error.details });
-    throw error;
-  }
 }
 
 /** Loads a model from bytes; it must not use external data. */
 export function loadModelFromBuffer(bytes: Uint8Array, source = "<buffer>", options: Pick<LoadOptions, "validate"> = {}): Model {
-  const model = modelFromProto(decodeModelProto(bytes, source), source);
-  if (options.validate ?? true) validateLoaded(model, source);
-  return model;
+  return withSource(source, () => {
+    const model = modelFromProto(decodeModelProto(bytes, source), source);
+    if (options.validate ?? true) validateModel(model);
+    return model;
+  });
 }
 
-/** Lists the external data references of every initializer, subgraphs included. */
-export function externalDataRefs(model: Model): ExternalDataRef[] {
-  const refs: ExternalDataRef[] = [];
-  const visit = (graph: Graph): void => {
-    for (const value of graph.initializers.values()) collect(value.initializer);
-    for (const node of graph.nodes) {
-      for (const attribute of node.attributes.values()) {
-        if (attribute.type === AttributeType.GRAPH) visit(attribute.value);
-        if (attribute.type === AttributeType.GRAPHS) attribute.value.forEach(visit);
-      }
+/** Runs `load`, making sure every PeftcError it throws names `source`, so a user knows which file is at fault. */
+function withSource<T>(source: string, load: () => T): T {
+  try {
+    return load();
+  } catch (error) {
+    if (error instanceof PeftcError && !error.message.startsWith(source)) {
+      throw new PeftcError(error.code, `${source}: ${error.message}`, { file: source, ...error.details });
     }
-  };
-  const collect = (tensor: Tensor | undefined): void => {
-    if (tensor?.source.kind === "external") refs.push(tensor.source.ref);
-  };
-  visit(model.graph);
+    throw error;
+  }
+}
+
+/** Lists the external data references of every initializer; `inSubgraph` marks those of If, Loop or generation subgraphs. */
+export function externalDataRefs(model: Model): { ref: ExternalDataRef; inSubgraph: boolean }[] {
+  const refs: { ref: ExternalDataRef; inSubgraph: boolean }[] = [];
+  forEachGraph(model.graph, (graph) => {
+    for (const value of graph.initializers.values()) {
+      const source = value.initializer?.source;
+      if (source?.kind === "external") refs.push({ ref: source.ref, inSubgraph: graph !== model.graph });
+    }
+  });
   return refs;
 }
 

@@ -16,6 +16,15 @@ export class NameAllocator {
     return this.used.has(name);
   }
 
+  /** Returns the name `fresh(base)` would return, without taking it. */
+  peek(base: string): string {
+    const stem = base || "v";
+    if (!this.used.has(stem)) return stem;
+    let suffix = this.nextSuffix.get(stem) ?? 1;
+    while (this.used.has(`${stem}_${suffix}`)) suffix += 1;
+    return `${stem}_${suffix}`;
+  }
+
   /** Returns `base` if free, otherwise `base_1`, `base_2`, … */
   fresh(base: string): string {
     const stem = base || "v";

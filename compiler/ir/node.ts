@@ -19,6 +19,7 @@ export class Node {
   metadataProps: StringStringEntryProto[] | undefined;
   deviceConfigurations: NodeDeviceConfigurationProto[] | undefined;
   private readonly inputList: (Value | undefined)[] = [];
+  private removed = false;
   private readonly outputList: Value[] = [];
 
   constructor(
@@ -48,6 +49,9 @@ export class Node {
    * omitted inputs are kept, as the file had them.
    */
   setInput(index: number, value: Value | undefined): void {
+    if (this.removed && value) {
+      throw new PeftcError("E_IR_INVARIANT", `node "${this.name}" was removed from its graph; it cannot read "${value.name}".`, { node: this.name });
+    }
     while (this.inputList.length <= index) this.inputList.push(undefined);
     const previous = this.inputList[index];
     if (previous !== value) {
@@ -77,6 +81,16 @@ export class Node {
   detachOutputs(): void {
     for (const value of this.outputList) value.setProducer(undefined, -1);
     this.outputList.length = 0;
+  }
+
+  /** True once the node has left its graph. */
+  get isRemoved(): boolean {
+    return this.removed;
+  }
+
+  /** @internal Called by Graph.removeNode. */
+  markRemoved(): void {
+    this.removed = true;
   }
 
   /** Drops this node's uses of its inputs; called when the node leaves the graph. */

@@ -1,3 +1,4 @@
+import { PeftcError } from "../errors";
 import { Tensor } from "../onnx/tensor";
 import { StringStringEntryProto } from "../onnx/proto";
 import type { Graph } from "./graph";
@@ -38,9 +39,19 @@ export class Value {
     return this.valueName;
   }
 
-  /** Renames the value; the graph's name table is kept in step. */
+  /**
+   * Renames the value; the graph's name table is kept in step. The new name
+   * must be unused anywhere in the model (values and nodes share one name
+   * table), because a subgraph resolves names through its enclosing graphs.
+   */
   set name(next: string) {
     if (next === this.valueName) return;
+    if (next === "") {
+      throw new PeftcError("E_IR_INVARIANT", `cannot rename value "${this.valueName}" to "": an empty name marks an omitted optional input in ONNX.`);
+    }
+    if (this.graph.names.has(next)) {
+      throw new PeftcError("E_IR_INVARIANT", `cannot rename value "${this.valueName}" to "${next}": the name is already used in the model. Pick an unused name.`);
+    }
     this.graph.renameValue(this, next);
     this.valueName = next;
   }
@@ -80,7 +91,7 @@ export class Value {
     return this.initializer !== undefined && !this.isGraphInput;
   }
 
-  /** Points every use of this value at `other`; graph outputs are redirected too. */
+  /** Points every use of this value at `other`; outputs of its graph and of nested subgraphs are redirected too. */
   replaceAllUsesWith(other: Value): void {
     if (other === this) return;
     for (const use of [...this.useList]) use.node.setInput(use.index, other);

@@ -37,42 +37,47 @@ function parseNonNegativeInteger(text: string | undefined, what: string, context
 }
 
 /**
- * Rejects a location that is absolute, leaves the model's folder, or is a
- * symlink that resolves outside it. onnxruntime rejects the same three, and
- * following them would let a model file read any file on the machine.
+ * Resolves a location the way onnxruntime 1.31 does on Linux and rejects
+ * what it rejects: an absolute path, a path that leaves the model's folder,
+ * a symlink that resolves outside it, and anything but a regular file.
+ * Following such a path would let a model read any file on the machine.
+ * A backslash is part of a file name, not a separator, as on any POSIX
+ * system. A symlink may resolve into the real folder of a symlinked model
+ * file, which is how the Hugging Face cache links snapshots to blobs.
  */
 export function resolveExternalLocation(location: string, context: ExternalDataContext, what: string): { path: string; exists: boolean } {
   const fix = "Keep external data files in the model's folder and name them by a relative path.";
-  if (location.length === 0 || location.includes("\0")) {
-    throw new PeftcError("E_EXTERNAL_DATA_PATH", `${what}: external data location is empty or invalid. ${fix}`, { file: context.modelPath });
-  }
-  if (path.isAbsolute(location) || path.win32.isAbsolute(location)) {
-    throw new PeftcError("E_EXTERNAL_DATA_PATH", `${what}: external data location "${location}" is an absolute path. ${fix}`, {
-      file: context.modelPath,
-    });
-  }
-  const baseReal = fs.realpathSync(context.baseDir);
-  const joined = path.resolve(baseReal, location.replace(/\\/g, "/"));
-  if (!isInside(baseReal, joined)) {
-    throw new PeftcError("E_EXTERNAL_DATA_PATH", `${what}: external data location "${location}" leaves the model's folder ${baseReal}. ${fix}`, {
-      file: context.modelPath,
-    });
-  }
+  const fail = (problem: string): never => {
+    throw new PeftcError("E_EXTERNAL_DATA_PATH", `${what}: external data location ${problem}. ${fix}`, { file: context.modelPath });
+  };
+  if (location.length === 0 || location.includes("\0")) fail("is empty or contains a NUL character");
+  if (path.isAbsolute(location) || path.win32.isAbsolute(location)) fail(`"${location}" is an absolute path`);
+
+  const folder = fs.realpathSync(context.baseDir);
+  const joined = path.resolve(folder, location);
+  if (joined === folder) fail(`"${location}" names the model's folder, not a file`);
+  if (!isInside(folder, joined)) fail(`"${location}" leaves the model's folder ${folder}`);
   if (!fs.existsSync(joined)) return { path: joined, exists: false };
+
   const real = fs.realpathSync(joined);
-  if (!isInside(baseReal, real)) {
-    throw new PeftcError(
-      "E_EXTERNAL_DATA_PATH",
-      `${what}: external data location "${location}" is a symlink to ${real}, outside the model's folder ${baseReal}. ${fix}`,
-      { file: context.modelPath },
-    );
-  }
+  const roots = [folder, modelFileFolder(context.modelPath)];
+  if (!roots.some((root) => root !== undefined && isInside(root, real))) fail(`"${location}" is a symlink to ${real}, outside the model's folder ${folder}`);
+  if (!fs.statSync(real).isFile()) fail(`"${location}" is not a regular file (a folder, pipe or device)`);
   return { path: real, exists: true };
+}
+
+/** Returns the real folder of the model file, which differs from its given folder when the file is a symlink. */
+function modelFileFolder(modelPath: string): string | undefined {
+  try {
+    return path.dirname(fs.realpathSync(modelPath));
+  } catch {
+    return undefined;
+  }
 }
 
 function isInside(folder: string, candidate: string): boolean {
   const relative = path.relative(folder, candidate);
-  return relative !== "" && !relative.startsWith("..") && !path.isAbsolute(relative);
+  return relative !== "" && relative !== ".." && !relative.startsWith(`..${path.sep}`) && !path.isAbsolute(relative);
 }
 
 /**
@@ -97,6 +102,7 @@ export function parseExternalData(tensor: TensorProto, expectedBytes: number, co
       { file: context.modelPath },
     );
   }
+
   const resolved = resolveExternalLocation(location, context, what);
   if (!resolved.exists) {
     if (context.allowMissing) return { location, path: resolved.path, offset, length: expectedBytes, missing: true };

@@ -5,7 +5,7 @@ import { DataType, byteLengthOf, dataTypeName } from "./dtype";
 import { ExternalDataContext, parseExternalData } from "./external-data";
 import { ModelProto, TensorProto, int64ToNumber } from "./proto";
 import { ModelProtoType, TensorProtoType } from "./schema";
-import { encodeModelProtoBytes, writeModelProtoStreaming } from "./stream-writer";
+import { encodeModelProtoBytes } from "./stream-writer";
 import { Tensor } from "./tensor";
 
 /** Decodes a serialized ModelProto; `source` names the file or buffer in errors. */
@@ -35,16 +35,54 @@ export function decodeModelProto(bytes: Uint8Array, source: string): ModelProto 
   return proto;
 }
 
+/** Protobuf refuses messages past 2 GiB, so no model file can be larger. */
+const MAX_MODEL_FILE_BYTES = 2 ** 31 - 1;
+
+/** Messages for the file system errors a user can cause with a bad path. */
+const FILE_ERRORS: Record<string, string> = {
+  ENOENT: "file not found",
+  ENOTDIR: "file not found: a part of the path is not a folder",
+  ENAMETOOLONG: "the file name is too long for the file system",
+  ELOOP: "too many levels of symbolic links (a symlink loop?)",
+  EACCES: "permission denied",
+  EPERM: "permission denied",
+};
+
+/** Checks that `filePath` is a regular file of plausible size and returns its size. */
+function checkModelFile(filePath: string): number {
+  let stats: fs.Stats;
+  try {
+    stats = fs.statSync(filePath);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? "";
+    const reason = FILE_ERRORS[code] ?? `cannot be read (${code || String(error)})`;
+    throw new PeftcError("E_FILE_NOT_FOUND", `${filePath}: ${reason}.`, { file: filePath });
+  }
+  if (stats.isDirectory()) {
+    throw new PeftcError("E_FILE_NOT_FOUND", `${filePath}: is a folder; pass the .onnx file inside it.`, { file: filePath });
+  }
+  if (!stats.isFile()) {
+    throw new PeftcError("E_FILE_NOT_FOUND", `${filePath}: not a regular file (a device, pipe or socket); pass an .onnx model file.`, { file: filePath });
+  }
+  if (stats.size > MAX_MODEL_FILE_BYTES) {
+    throw new PeftcError(
+      "E_ONNX_PARSE",
+      `${filePath}: ${stats.size} bytes, past protobuf's 2 GiB limit, so this is not an .onnx model file. If it is an external data file, pass the .onnx file next to it.`,
+      { file: filePath },
+    );
+  }
+  return stats.size;
+}
+
 /** Reads and decodes a model file; tensors stay undecoded until asked for. */
 export function readModelProto(filePath: string): ModelProto {
+  checkModelFile(filePath);
   let bytes: Buffer;
   try {
     bytes = fs.readFileSync(filePath);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new PeftcError("E_FILE_NOT_FOUND", `${filePath}: file not found.`, { file: filePath });
-    if (code === "EISDIR") throw new PeftcError("E_FILE_NOT_FOUND", `${filePath}: is a folder; pass the .onnx file inside it.`, { file: filePath });
-    throw error;
+    const code = (error as NodeJS.ErrnoException).code ?? "";
+    throw new PeftcError("E_FILE_NOT_FOUND", `${filePath}: ${FILE_ERRORS[code] ?? `cannot be read (${code || String(error)})`}.`, { file: filePath });
   }
   return decodeModelProto(bytes, filePath);
 }
@@ -70,18 +108,65 @@ export function tensorFromProto(proto: TensorProto, context?: ExternalDataContex
     throw new PeftcError("E_TENSOR_DATA", `${where}: data_type ${dtype} is not an ONNX tensor type.`);
   }
   const dims = tensorDims(proto, where);
+  const count = dims.reduce((product, dim) => product * dim, 1);
+  const expectedBytes = byteLengthOf(dtype, count);
+  if (!Number.isSafeInteger(expectedBytes)) {
+    throw new PeftcError("E_TENSOR_DATA", `${where}: shape [${dims.join(", ")}] needs more bytes than any file can hold; the file is corrupt.`);
+  }
   const extras = { docString: proto.docString || undefined, metadataProps: proto.metadataProps?.length ? proto.metadataProps : undefined };
+
   if (proto.dataLocation === 1) {
     if (!context) throw new PeftcError("E_EXTERNAL_DATA_PATH", `${where}: uses external data but the model was loaded from a buffer; load it from its file.`);
-    const count = dims.reduce((product, dim) => product * dim, 1);
-    const ref = parseExternalData(proto, byteLengthOf(dtype, count), context);
+    const ref = parseExternalData(proto, expectedBytes, context);
     return new Tensor(name, dtype, dims, { kind: "external", ref }, extras);
   }
-  if (proto.rawData && proto.rawData.byteLength > 0) return new Tensor(name, dtype, dims, { kind: "raw", bytes: proto.rawData }, extras);
+  if (proto.rawData && proto.rawData.byteLength > 0) {
+    if (proto.rawData.byteLength !== expectedBytes) {
+      throw new PeftcError(
+        "E_TENSOR_DATA",
+        `${where}: raw_data has ${proto.rawData.byteLength} bytes but ${dataTypeName(dtype)}[${dims.join(", ")}] needs ${expectedBytes}. The file is corrupt or was written by a broken exporter.`,
+      );
+    }
+    return new Tensor(name, dtype, dims, { kind: "raw", bytes: proto.rawData }, extras);
+  }
   if (dtype === DataType.STRING || proto.segment) {
     throw new PeftcError("E_TENSOR_DATA", `${where}: ${dataTypeName(dtype)} tensors and segmented tensors are not supported in a transformer graph.`);
   }
+
+  const stored = typedFieldLength(dtype, proto);
+  if (stored !== undefined && stored !== count) {
+    throw new PeftcError(
+      "E_TENSOR_DATA",
+      `${where}: ${stored} values stored but ${dataTypeName(dtype)}[${dims.join(", ")}] needs ${count}. The file is corrupt or was written by a broken exporter.`,
+    );
+  }
   return new Tensor(name, dtype, dims, { kind: "fields", proto }, extras);
+}
+
+/** Returns how many values the typed field for `dtype` stores, or undefined for types stored some other way. */
+function typedFieldLength(dtype: DataType, proto: TensorProto): number | undefined {
+  switch (dtype) {
+    case DataType.FLOAT:
+      return proto.floatData?.length ?? 0;
+    case DataType.DOUBLE:
+      return proto.doubleData?.length ?? 0;
+    case DataType.INT64:
+      return proto.int64Data?.length ?? 0;
+    case DataType.UINT32:
+    case DataType.UINT64:
+      return proto.uint64Data?.length ?? 0;
+    case DataType.INT32:
+    case DataType.INT16:
+    case DataType.UINT16:
+    case DataType.INT8:
+    case DataType.UINT8:
+    case DataType.BOOL:
+    case DataType.FLOAT16:
+    case DataType.BFLOAT16:
+      return proto.int32Data?.length ?? 0;
+    default:
+      return undefined;
+  }
 }
 
 /** Destination of saved tensors: inline in the model, or appended to one external data file. */
@@ -125,63 +210,7 @@ export function tensorToProto(tensor: Tensor, sink?: ExternalDataSink): TensorPr
   return proto;
 }
 
-/** Streams tensors into one external data file, each at an offset aligned to 64 bytes for mmap-friendly reads. */
-export class ExternalDataFile implements ExternalDataSink {
-  private descriptor: number | undefined;
-  private offset = 0;
-  tensorCount = 0;
-
-  constructor(
-    readonly filePath: string,
-    readonly location: string,
-  ) {
-    this.descriptor = fs.openSync(filePath, "w");
-  }
-
-  append(tensor: Tensor): TensorProto["externalData"] {
-    const padding = (64 - (this.offset % 64)) % 64;
-    if (padding) this.write(new Uint8Array(padding));
-    const start = this.offset;
-    this.write(tensor.bytes());
-    this.tensorCount += 1;
-    return [
-      { key: "location", value: this.location },
-      { key: "offset", value: String(start) },
-      { key: "length", value: String(this.offset - start) },
-    ];
-  }
-
-  private write(bytes: Uint8Array): void {
-    let done = 0;
-    if (this.descriptor === undefined) throw new Error(`bug: ${this.filePath} written after close`);
-    while (done < bytes.byteLength) done += fs.writeSync(this.descriptor, bytes, done, bytes.byteLength - done);
-    this.offset += bytes.byteLength;
-  }
-
-  close(): void {
-    if (this.descriptor !== undefined) fs.closeSync(this.descriptor);
-    this.descriptor = undefined;
-  }
-}
-
-export interface WriteOptions {
-  /**
-   * Initializers of at least this many bytes go to an external data file
-   * named `<model file name>.data` next to the model. Without it, new
-   * tensors stay inline, and protobuf caps a single file at 2 GiB.
-   */
-  externalDataThreshold?: number;
-  /** Name of the external data file, relative to the model's folder. */
-  externalDataLocation?: string;
-  /**
-   * Without a threshold, what happens to weights that already live in
-   * external data: "keep" references their file (the caller places it next
-   * to the model), "inline" copies them into the model file. Default "keep".
-   */
-  existingExternalData?: "keep" | "inline";
-}
-
-/** Encodes a model in memory, byte for byte as writeModelFile writes it. */
+/** Encodes a model in memory, byte for byte as the model writer writes it. */
 export function encodeModelProto(proto: ModelProto): Uint8Array {
   return encodeModelProtoBytes(proto);
 }
@@ -189,49 +218,4 @@ export function encodeModelProto(proto: ModelProto): Uint8Array {
 /** Encodes a single TensorProto, as used by the protobuf tests and tools. */
 export function encodeTensorProto(proto: TensorProto): Uint8Array {
   return TensorProtoType.encode(proto as never).finish();
-}
-
-/**
- * Writes `build(sink)` to `filePath` atomically: the model and its data file
- * are written under temporary names and renamed only once both are complete,
- * so a failure never leaves a half-written model behind.
- */
-export function writeModelFile(filePath: string, build: (sink: ExternalDataSink | undefined) => ModelProto, options: WriteOptions = {}): void {
-  const folder = path.dirname(path.resolve(filePath));
-  fs.mkdirSync(folder, { recursive: true });
-  const suffix = `.tmp-${process.pid}-${Date.now()}`;
-  const modelTemp = filePath + suffix;
-  const location = options.externalDataLocation ?? `${path.basename(filePath)}.data`;
-  const dataPath = path.join(folder, location);
-  const dataTemp = dataPath + suffix;
-  const threshold = options.externalDataThreshold;
-  let dataFile: ExternalDataFile | undefined;
-  try {
-    let sink: ExternalDataSink | undefined;
-    if (threshold === undefined && options.existingExternalData === "inline") {
-      sink = { append: () => undefined };
-    }
-    if (threshold !== undefined) {
-      dataFile = new ExternalDataFile(dataTemp, location);
-      const file = dataFile;
-      sink = { append: (tensor) => (tensor.byteLength >= threshold ? file.append(tensor) : undefined) };
-    }
-    const proto = build(sink);
-    const descriptor = fs.openSync(modelTemp, "w");
-    try {
-      writeModelProtoStreaming(descriptor, proto, filePath);
-    } finally {
-      fs.closeSync(descriptor);
-    }
-    if (dataFile) {
-      dataFile.close();
-      if (dataFile.tensorCount > 0) fs.renameSync(dataTemp, dataPath);
-      else fs.rmSync(dataTemp, { force: true });
-    }
-    fs.renameSync(modelTemp, filePath);
-  } catch (error) {
-    dataFile?.close();
-    for (const temp of [modelTemp, dataTemp]) fs.rmSync(temp, { force: true });
-    throw error;
-  }
 }

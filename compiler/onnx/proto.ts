@@ -1,4 +1,5 @@
 import Long from "long";
+import { PeftcError } from "../errors";
 
 /**
  * TypeScript shapes of the ONNX messages as protobufjs decodes them with the
@@ -180,7 +181,7 @@ export function int64ToNumber(value: Int64 | null | undefined, what: string): nu
   if (typeof value === "number") return value;
   const asNumber = value.toNumber();
   if (!Number.isSafeInteger(asNumber)) {
-    throw new RangeError(`${what} is ${value.toString()}, past the range of exact JavaScript numbers`);
+    throw new PeftcError("E_ONNX_INVALID", `${what} is ${value.toString()}, past 2^53; no real model has such a value, so the file is corrupt.`);
   }
   return asNumber;
 }

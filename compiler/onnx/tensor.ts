@@ -23,13 +23,30 @@ export interface TensorExtras {
 // NOTE: raw_data is little-endian by the ONNX spec; typed-array views below
 // assume a little-endian host, which covers x86-64 and arm64.
 export class Tensor {
+  private origin: TensorSource;
+
   constructor(
     public name: string,
     readonly dtype: DataType,
     readonly dims: readonly number[],
-    readonly source: TensorSource,
+    source: TensorSource,
     readonly extras: TensorExtras = {},
-  ) {}
+  ) {
+    this.origin = source;
+  }
+
+  get source(): TensorSource {
+    return this.origin;
+  }
+
+  /**
+   * @internal Points the tensor at a new copy of the same values. The model
+   * writer calls this when a save replaces the external data file the
+   * tensor was read from, so the tensor never reads stale offsets.
+   */
+  rebind(source: TensorSource): void {
+    this.origin = source;
+  }
 
   /** Creates an in-memory tensor; float16/bfloat16 take float32 values. */
   static fromArray(name: string, dtype: DataType, dims: readonly number[], array: TensorArray): Tensor {

@@ -90,8 +90,27 @@ describe("tensor encoding", () => {
     }
   });
 
-  it("rejects raw_data of the wrong length", () => {
-    const tensor = tensorFromProto({ name: "short", dataType: DataType.FLOAT, dims: [3], rawData: new Uint8Array(8) });
+  it("rejects raw_data of the wrong length at load", () => {
+    let caught: unknown;
+    try {
+      tensorFromProto({ name: "short", dataType: DataType.FLOAT, dims: [3], rawData: new Uint8Array(8) });
+    } catch (error) {
+      caught = error;
+    }
+    expect(isPeftcError(caught) && caught.code).toBe("E_TENSOR_DATA");
+    expect(String(caught)).toContain("short");
+  });
+
+  it("rejects too few typed values at load", () => {
+    expect(() => tensorFromProto({ name: "few", dataType: DataType.INT64, dims: [3], int64Data: [Long.fromNumber(1)] })).toThrow(/1 values stored/);
+  });
+
+  it("rejects a shape too large for any file", () => {
+    expect(() => tensorFromProto({ name: "huge", dataType: DataType.FLOAT, dims: [2 ** 40, 2 ** 40], rawData: new Uint8Array(48) })).toThrow(/more bytes than any file/);
+  });
+
+  it("rejects raw bytes of an in-memory tensor that do not match", () => {
+    const tensor = new Tensor("odd", DataType.FLOAT, [3], { kind: "raw", bytes: new Uint8Array(8) });
     let caught: unknown;
     try {
       tensor.data();
@@ -99,7 +118,6 @@ describe("tensor encoding", () => {
       caught = error;
     }
     expect(isPeftcError(caught) && caught.code).toBe("E_TENSOR_DATA");
-    expect(String(caught)).toContain("short");
   });
 
   it("rejects an unknown data type", () => {
