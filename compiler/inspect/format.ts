@@ -17,14 +17,19 @@ const groupDigits = (value: number): string => value.toLocaleString("en-US");
 
 function formatShape(shape: Dim[] | null): string {
   if (!shape) return "[?]";
-  return `[${shape.map((dim) => (dim === null ? "?" : String(dim))).join(", ")}]`;
+  // An unknown size prints as "?", as JSON prints it as null.
+  const known = (dim: Dim): boolean => dim !== null && !(typeof dim === "number" && !Number.isFinite(dim));
+  return `[${shape.map((dim) => (known(dim) ? String(dim) : "?")).join(", ")}]`;
 }
 
 function valueRows(values: ValueSummary[]): string[] {
   if (values.length === 0) return ["  (none)"];
   const nameWidth = Math.max(...values.map((value) => value.name.length));
   const typeWidth = Math.max(...values.map((value) => value.dtype.length));
-  return values.map((value) => `  ${value.name.padEnd(nameWidth)}  ${value.dtype.padEnd(typeWidth)}  ${formatShape(value.shape)}`);
+  return values.map((value) => {
+    const row = `  ${value.name.padEnd(nameWidth)}  ${value.dtype.padEnd(typeWidth)}  ${formatShape(value.shape)}`;
+    return value.hasDefault ? `${row}  (optional: an initializer gives its default)` : row;
+  });
 }
 
 /** Renders the summary as the text `peftc inspect` prints. */
@@ -37,7 +42,7 @@ export function formatSummary(summary: ModelSummary): string {
   lines.push(`ir version  ${summary.irVersion}`);
   lines.push(`opsets      ${summary.opsets.map((opset) => `${opset.domain} ${opset.version}`).join(", ")}`);
   lines.push(
-    `graph       ${graph.name || "(unnamed)"}: ${groupDigits(graph.nodes)} nodes (+${groupDigits(graph.nodesInSubgraphs)} in subgraphs, +${groupDigits(graph.nodesInFunctions)} in functions), ${groupDigits(graph.initializers)} initializers`,
+    `graph       ${graph.name || "(unnamed)"}: ${groupDigits(graph.nodes)} nodes (+${groupDigits(graph.nodesInSubgraphs)} in subgraphs, +${groupDigits(graph.nodesInFunctions)} in functions), ${groupDigits(graph.initializers)} initializers (${groupDigits(graph.initializersInSubgraphs)} in subgraphs)`,
   );
   if (graph.functions.length > 0) lines.push(`functions   ${graph.functions.join(", ")}`);
   lines.push("", "inputs", ...valueRows(summary.inputs), "", "outputs", ...valueRows(summary.outputs), "");
@@ -62,6 +67,7 @@ export function formatSummary(summary: ModelSummary): string {
   );
   if (shapes.unsupportedOps.length > 0) lines.push(`            no shape rule for: ${shapes.unsupportedOps.join(", ")}`);
   for (const failure of shapes.failures.slice(0, 3)) lines.push(`            failed: ${failure}`);
+  if (shapes.failures.length > 3) lines.push(`            … and ${shapes.failures.length - 3} more failures (all of them in --json)`);
   if (shapes.conflicts > 0) lines.push(`            ${groupDigits(shapes.conflicts)} declared types disagree with inference (declared kept)`);
 
   const opWidth = Math.max(0, ...summary.ops.map((entry) => entry.op.length));

@@ -4,7 +4,8 @@ import { Graph } from "../ir/graph";
 import { Model } from "../ir/model";
 import { Dim, ValueType } from "../ir/types";
 import { forEachGraph } from "../ir/traverse";
-import { inferShapes, unsupportedOpTypes } from "../ir/infer";
+import { InferenceReport, inferShapes, unsupportedOpTypes } from "../ir/infer";
+import { emptyReport } from "../ir/infer/report";
 
 /** A graph input or output as `peftc inspect` lists it. */
 export interface ValueSummary {
@@ -12,6 +13,11 @@ export interface ValueSummary {
   dtype: string;
   /** Known sizes, symbolic names, or null for unknown dims; null when even the rank is unknown. */
   shape: Dim[] | null;
+  /**
+   * True for an input with an initializer of the same name: a default the
+   * caller may override, as onnxruntime's LoRA adapter slots are.
+   */
+  hasDefault?: boolean;
 }
 
 /** One external data file and the tensors stored in it. */
@@ -30,7 +36,16 @@ export interface ModelSummary {
   producer: { name: string; version: string };
   irVersion: number;
   opsets: { domain: string; version: number }[];
-  graph: { name: string; nodes: number; nodesInSubgraphs: number; nodesInFunctions: number; initializers: number; functions: string[] };
+  graph: {
+    name: string;
+    nodes: number;
+    nodesInSubgraphs: number;
+    nodesInFunctions: number;
+    /** Initializers of the main graph and every subgraph; `parameters` counts all of them. */
+    initializers: number;
+    initializersInSubgraphs: number;
+    functions: string[];
+  };
   inputs: ValueSummary[];
   outputs: ValueSummary[];
   /** Node count per operator, `domain::Op` outside the default domain, most used first. */
@@ -51,6 +66,7 @@ export interface ModelSummary {
     untyped: number;
     /** Operators without a shape rule, as `domain::OpType`; reported, never guessed. */
     unsupportedOps: string[];
+    /** Nodes whose rule rejected their inputs, each with the reason. */
     failures: string[];
     conflicts: number;
   };
@@ -68,7 +84,7 @@ function describeValue(name: string, type: ValueType | undefined): ValueSummary 
  * inference, which fills in value types on `model`.
  */
 export function summarizeModel(model: Model, file: string): ModelSummary {
-  const inference = inferShapes(model);
+  const inference = runInference(model);
   const ops = new Map<string, number>();
   let nodesInSubgraphs = 0;
   let nodesInFunctions = 0;
@@ -89,10 +105,12 @@ export function summarizeModel(model: Model, file: string): ModelSummary {
   const parameters = { count: 0, bytes: 0, byDtype: {} as Record<string, number> };
   const external = new Map<string, ExternalFileSummary>();
   let initializerCount = 0;
+  let initializersInSubgraphs = 0;
   forEachGraph(model.graph, (graph) => {
     for (const value of graph.initializers.values()) {
       const tensor = value.initializer!;
-      initializerCount += graph === model.graph ? 1 : 0;
+      initializerCount += 1;
+      if (graph !== model.graph) initializersInSubgraphs += 1;
       const dtype = dataTypeName(tensor.dtype);
       parameters.byDtype[dtype] = (parameters.byDtype[dtype] ?? 0) + tensor.size;
       parameters.bytes += tensor.byteLength;
@@ -119,9 +137,10 @@ export function summarizeModel(model: Model, file: string): ModelSummary {
       nodesInSubgraphs,
       nodesInFunctions,
       initializers: initializerCount,
+      initializersInSubgraphs,
       functions: model.functions.map((fn) => `${fn.domain}::${fn.name}`),
     },
-    inputs: model.graph.inputs.filter((value) => !value.initializer).map((value) => describeValue(value.name, value.type)),
+    inputs: model.graph.inputs.map((value) => ({ ...describeValue(value.name, value.type), ...(value.initializer ? { hasDefault: true } : {}) })),
     outputs: model.graph.outputs.map((value) => describeValue(value.name, value.type)),
     ops: [...ops].map(([op, n]) => ({ op, count: n })).sort((a, b) => b.count - a.count || a.op.localeCompare(b.op)),
     parameters,
@@ -131,9 +150,23 @@ export function summarizeModel(model: Model, file: string): ModelSummary {
       incomplete: inference.incomplete.length,
       untyped: inference.untyped.length,
       unsupportedOps: unsupportedOpTypes(inference),
-      failures: inference.failures.map((failure) => `node "${failure.node}" (${failure.opType}): ${failure.message}`),
+      failures: inference.failures.map((failure) => failure.message),
       conflicts: inference.conflicts.length,
     },
     warnings: [...model.loadWarnings],
   };
+}
+
+/**
+ * Runs shape inference for the summary. An internal error in a rule must not
+ * hide the rest of the report, so it becomes a failure entry instead.
+ */
+function runInference(model: Model): InferenceReport {
+  try {
+    return inferShapes(model);
+  } catch (error) {
+    const report = emptyReport();
+    report.failures.push({ graph: model.graph.name, node: "", opType: "", domain: "", message: `shape inference stopped: ${(error as Error).message}` });
+    return report;
+  }
 }

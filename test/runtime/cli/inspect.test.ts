@@ -102,6 +102,16 @@ describeCorpus("peftc inspect on the corpus", () => {
     }
   });
 
+  it("lists onnxruntime's LoRA adapter slots as optional inputs", async () => {
+    const result = await run("inspect", path.join(CORPUS_DIR, "lora-ref-ort/two_params_lora_model.onnx"), "--json");
+    const inputs = (JSON.parse(result.stdout) as ModelSummary).inputs;
+    expect(inputs.map((input) => [input.name, input.hasDefault ?? false])).toEqual([
+      ["input_x", false],
+      ["lora_param_a", true],
+      ["lora_param_b", true],
+    ]);
+  });
+
   it("names the operators shape inference has no rule for", async () => {
     const file = path.join(CORPUS_DIR, "bloom-3layer-training-ort/3layer_bloom_optimized_training.onnx");
     const result = await run("inspect", file, "--json");
