@@ -1,8 +1,8 @@
 /**
  * Writes a graph with LLaMA-2-13B weight shapes (13.0B float32 parameters,
- * 48.5 GiB of external data) whose data file is sparse: it takes no disk
- * space and no time to create, and reading it would need twice the memory
- * of the benchmark machine. Loading and inspecting it must not touch it.
+ * 48.5 GiB of external data) whose data file is sparse. The file takes no
+ * disk space and no time to create, while reading it would need twice the
+ * memory of the benchmark machine. Loading and inspecting must not touch it.
  * Usage: tsx bench/huge-model.ts OUT_DIR
  */
 import * as fs from "node:fs";

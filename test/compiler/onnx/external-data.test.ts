@@ -62,7 +62,7 @@ describe("external data", () => {
     }
   });
 
-  it("keeps existing external weights in their file and links it next to a new save", () => {
+  it("hard-links kept weights next to a copy", () => {
     const source = makeTempDir();
     const original = path.join(source, "model.onnx");
     saveModel(tinyLinearModel(), original, { externalDataThreshold: 16 });
