@@ -169,7 +169,11 @@ export function broadcastShapes(shapes: readonly (readonly Dim[])[]): Dim[] | st
   const rank = Math.max(0, ...shapes.map((shape) => shape.length));
   const result: Dim[] = [];
   for (let position = 0; position < rank; position++) {
-    const column = shapes.map((shape) => shape[shape.length - rank + position] ?? 1);
+    // A shorter shape is padded with 1s on the left. An unknown (null) dimension stays unknown.
+    const column = shapes.map((shape) => {
+      const index = shape.length - rank + position;
+      return index < 0 ? 1 : shape[index];
+    });
     const dim = broadcastDim(column);
     if (dim === "mismatch") {
       return `shapes ${shapes.map((shape) => formatShape([...shape])).join(", ")} cannot be broadcast (axis ${position} of the result)`;

@@ -5,12 +5,12 @@ import type { Model, ModelFunction } from "../model";
 import type { Node } from "../node";
 import { topologicalOrder } from "../topological-sort";
 import { forEachGraph } from "../traverse";
-import { ValueType, formatType } from "../types";
+import { Dim, ValueType, formatType, tensorType } from "../types";
 import type { Value } from "../value";
 import { InferenceContext, InferenceHost, MissingInputType, OutputResult, TypedData } from "./context";
 import { defaultAttribute } from "./function-attributes";
 import { KnownData, dataFromTensor } from "./known-data";
-import { applyAliases, mergeTypes } from "./merge";
+import { applyAliases, isPlainName, mergeTypes } from "./merge";
 import { ShapeRuleRegistry, normalizeDomain } from "./registry";
 import { InferenceReport, InferredValue, UntypedValue, emptyReport } from "./report";
 
@@ -54,11 +54,15 @@ export class ShapeInferenceEngine {
   private readonly untyped = new Map<Value, UntypedValue>();
   private readonly reportedNodes = new Set<Node>();
   private readonly activeFunctions: ModelFunction[] = [];
+  /** Dimension names declared by the main graph's inputs (see mergeTypes). */
+  private readonly inputAxisNames: ReadonlySet<string>;
 
   constructor(
     private readonly model: Model,
     private readonly registry: ShapeRuleRegistry,
-  ) {}
+  ) {
+    this.inputAxisNames = inputAxisNames(model.graph);
+  }
 
   run(): InferenceReport {
     this.snapshotDeclared();
@@ -73,10 +77,14 @@ export class ShapeInferenceEngine {
     return this.report;
   }
 
+  /**
+   * Takes every declared type. A declared size that is not a non-negative
+   * integer (some exporters write -1 for "any size") counts as unknown.
+   */
   private snapshotDeclared(): void {
     const take = (graph: Graph): void =>
       forEachGraph(graph, (each) => {
-        for (const value of each.values) if (value.type) this.declared.set(value, value.type);
+        for (const value of each.values) if (value.type) this.declared.set(value, withValidSizes(value.type));
       });
     take(this.model.graph);
     for (const fn of this.model.functions) take(fn.body);
@@ -84,6 +92,7 @@ export class ShapeInferenceEngine {
 
   private inferGraph(graph: Graph, scope: Scope): void {
     for (const value of graph.initializers.values()) {
+      this.checkInitializer(value, scope);
       const data = value.isConstant ? dataFromTensor(value.initializer!) : undefined;
       if (data) scope.data.set(value, data);
     }
@@ -124,15 +133,45 @@ export class ShapeInferenceEngine {
         this.markUntyped(node, scope, `input "${error.valueName}" has no known type`);
         return;
       }
-      if (!isPeftcError(error)) throw error;
-      if (this.firstReport(node)) {
-        const value = typeof error.details.value === "string" ? error.details.value : undefined;
-        this.report.failures.push({ graph: this.labelOf(node.graph, scope), node: node.name, opType: node.opType, domain, value, message: error.message });
-      }
-      this.markUntyped(node, scope, "its shape rule failed");
+      this.recordFailure(node, scope, error);
       return;
     }
     this.applyOutputs(node, ctx.outputs, scope);
+  }
+
+  /**
+   * Records a rule's failure on a node. An error other than the rule's own
+   * E_SHAPE_INFERENCE (a TypeError or RangeError from a case the rule does
+   * not handle) is recorded too, naming the node, so one strange node never
+   * stops inference of the rest of the model.
+   */
+  private recordFailure(node: Node, scope: Scope, error: unknown): void {
+    if (this.firstReport(node)) {
+      let value = node.outputs.find((output) => !output.isOmitted)?.name;
+      let message = `node "${node.name || "(unnamed)"}" (${node.qualifiedOpType}): the shape rule raised an internal error (${String(error)}). This is a bug in peftc; report it with the model.`;
+      if (isPeftcError(error)) {
+        value = typeof error.details.value === "string" ? error.details.value : undefined;
+        message = error.message;
+      }
+      this.report.failures.push({ graph: this.labelOf(node.graph, scope), node: node.name, opType: node.opType, domain: normalizeDomain(node.domain), value, message });
+    }
+    this.markUntyped(node, scope, "its shape rule failed");
+  }
+
+  /**
+   * Reports an initializer whose declared type (a graph input or value_info
+   * of the same name) disagrees with the tensor it holds. onnxruntime 1.31
+   * rejects such a file. Inference keeps the declared type.
+   */
+  private checkInitializer(value: Value, scope: Scope): void {
+    const declared = this.declared.get(value);
+    const tensor = value.initializer!;
+    const stored = tensorType(tensor.dtype, [...tensor.dims]);
+    if (!declared || mergeTypes(declared, stored).conflicts.length === 0) return;
+    const graph = this.labelOf(value.graph, scope);
+    const detail = `declared ${formatType(declared)} but the initializer holds ${formatType(stored)}`;
+    if (this.report.conflicts.some((entry) => entry.graph === graph && entry.value === value.name && entry.detail === detail)) return;
+    this.report.conflicts.push({ graph, value: value.name, node: "", declared: formatType(declared), inferred: formatType(stored), detail });
   }
 
   private applyOutputs(node: Node, results: ReadonlyMap<number, OutputResult>, scope: Scope): void {
@@ -146,7 +185,7 @@ export class ShapeInferenceEngine {
 
   private assign(value: Value, node: Node, result: OutputResult, scope: Scope): void {
     const inferred = result.type;
-    const merged = mergeTypes(this.declared.get(value), inferred);
+    const merged = mergeTypes(this.declared.get(value), inferred, this.inputAxisNames);
     for (const detail of merged.conflicts) {
       const graph = this.labelOf(node.graph, scope);
       const duplicate = this.report.conflicts.some((entry) => entry.value === value.name && entry.detail === detail && entry.graph === graph);
@@ -193,7 +232,7 @@ export class ShapeInferenceEngine {
   private inferSubgraph(graph: Graph, inputs: readonly (TypedData | undefined)[], scope: Scope): TypedData[] {
     graph.inputs.forEach((formal, index) => {
       const given = inputs[index];
-      if (given?.type) scope.types.set(formal, mergeTypes(this.declared.get(formal), given.type).working);
+      if (given?.type) scope.types.set(formal, mergeTypes(this.declared.get(formal), given.type, this.inputAxisNames).working);
       if (given?.data) scope.data.set(formal, given.data);
       else scope.data.delete(formal);
     });
@@ -282,7 +321,7 @@ export class ShapeInferenceEngine {
   private finishReport(data: ReadonlyMap<Value, KnownData>): void {
     for (const [value, type] of this.working) {
       const named = type.kind === "tensor" ? applyAliases(type, this.aliases) : type;
-      const kept = mergeTypes(this.declared.get(value), named).type;
+      const kept = mergeTypes(this.declared.get(value), named, this.inputAxisNames).type;
       value.type = kept;
       const graph = this.recorded.get(value);
       if (graph === undefined) continue;
@@ -295,4 +334,24 @@ export class ShapeInferenceEngine {
     }
     this.report.untyped.push(...this.untyped.values());
   }
+}
+
+/** Collects the plain dimension names (`batch`, not `past+seq`) that a graph's inputs declare. */
+function inputAxisNames(graph: Graph): Set<string> {
+  const names = new Set<string>();
+  for (const input of graph.inputs) {
+    const shape = input.type?.kind === "tensor" ? input.type.shape : undefined;
+    for (const dim of shape ?? []) if (typeof dim === "string" && isPlainName(dim)) names.add(dim);
+  }
+  return names;
+}
+
+function isValidSize(dim: Dim): boolean {
+  return typeof dim !== "number" || (Number.isInteger(dim) && dim >= 0);
+}
+
+/** Returns `type` with every numeric size that is not a non-negative integer replaced by unknown (null). */
+function withValidSizes(type: ValueType): ValueType {
+  if (type.kind !== "tensor" || !type.shape || type.shape.every(isValidSize)) return type;
+  return { ...type, shape: type.shape.map((dim) => (isValidSize(dim) ? dim : null)) };
 }

@@ -9,8 +9,12 @@ export interface RuleDefinition {
   opType: string;
   /** Operator domain; "" (or "ai.onnx") is the default ONNX domain. */
   domain?: string;
-  /** First opset version of the domain this rule covers; default 1. */
-  since?: number;
+  /**
+   * First opset version of the domain this rule covers. The first rule of
+   * an operator starts at the version that introduced it, so a node at an
+   * older opset is reported as unsupported instead of typed.
+   */
+  since: number;
   infer: ShapeRule;
 }
 
@@ -41,8 +45,14 @@ export class ShapeRuleRegistry {
 
   register(definition: RuleDefinition): void {
     const domain = normalizeDomain(definition.domain);
-    const since = definition.since ?? 1;
+    const since = definition.since;
     const key = opKey(domain, definition.opType);
+    if (!Number.isInteger(since) || since < 1) {
+      throw new PeftcError("E_SHAPE_INFERENCE", `the shape rule for ${definition.opType} starts at opset ${since}, which is not a positive integer. Set since to the opset version that introduced the operator.`, {
+        op: definition.opType,
+        domain,
+      });
+    }
     const versions = this.rules.get(key) ?? [];
     if (versions.some((rule) => rule.since === since)) {
       throw new PeftcError(

@@ -36,6 +36,7 @@ export interface InferenceFailure {
 export interface TypeConflict {
   graph: string;
   value: string;
+  /** The node that produces the value, or "" for an initializer whose declared type disagrees with its tensor. */
   node: string;
   declared: string;
   inferred: string;
@@ -79,6 +80,9 @@ export function formatReport(report: InferenceReport): string {
     lines.push(`unsupported: ${op} (opset ${entry.opset}) at node "${entry.node}" in graph "${entry.graph}"`);
   }
   for (const entry of report.failures) lines.push(`failed: ${entry.message}`);
-  for (const entry of report.conflicts) lines.push(`conflict: value "${entry.value}" (node "${entry.node}"): ${entry.detail}`);
+  for (const entry of report.conflicts) {
+    const producer = entry.node ? ` (node "${entry.node}")` : "";
+    lines.push(`conflict: value "${entry.value}"${producer}: ${entry.detail}`);
+  }
   return lines.join("\n");
 }

@@ -2,7 +2,7 @@ import { Dim, TensorType, formatShape } from "../../types";
 import { InferenceContext } from "../context";
 import { addDims, divideDims, maxDims, multiplyDims } from "../dims";
 import { RuleDefinition } from "../registry";
-import { sameAsFirstInput, scalarFromInput } from "./common";
+import { sameAsFirstInput, sizeFromInput } from "./common";
 
 /**
  * onnxruntime's fused attention operators (com.microsoft, opset 1), with the
@@ -115,7 +115,7 @@ function groupQueryAttentionRule(ctx: InferenceContext): void {
   const packed = !ctx.hasInput(1);
   const headSize = shape ? divideDims(shape[2], packed ? heads + 2 * kvHeads : heads) : null;
   ctx.setOutput(0, query.elemType, shape && [shape[0], shape[1], packed ? multiplyDims(headSize, heads) : shape[2]]);
-  const total = ctx.hasInput(6) ? (scalarFromInput(ctx, 6) ?? null) : null;
+  const total = ctx.hasInput(6) ? (sizeFromInput(ctx, 6) ?? null) : null;
   const past = ctx.optionalInput(3);
   let present: Dim[] | undefined;
   if (past?.shape) {
@@ -130,8 +130,8 @@ function groupQueryAttentionRule(ctx: InferenceContext): void {
 }
 
 export const attentionContribRules: RuleDefinition[] = [
-  { opType: "Attention", domain: MICROSOFT, infer: attentionRule },
-  { opType: "MultiHeadAttention", domain: MICROSOFT, infer: multiHeadAttentionRule },
-  { opType: "GroupQueryAttention", domain: MICROSOFT, infer: groupQueryAttentionRule },
-  { opType: "RotaryEmbedding", domain: MICROSOFT, infer: sameAsFirstInput },
+  { opType: "Attention", domain: MICROSOFT, since: 1, infer: attentionRule },
+  { opType: "MultiHeadAttention", domain: MICROSOFT, since: 1, infer: multiHeadAttentionRule },
+  { opType: "GroupQueryAttention", domain: MICROSOFT, since: 1, infer: groupQueryAttentionRule },
+  { opType: "RotaryEmbedding", domain: MICROSOFT, since: 1, infer: sameAsFirstInput },
 ];

@@ -13,12 +13,12 @@ import { broadcastInputs, commonElemType } from "./common";
  */
 
 /** The orders that make each comparison true or false; any other order leaves the result unknown. */
-const COMPARISONS: Record<string, { whenTrue: DimOrder[]; whenFalse: DimOrder[] }> = {
-  Equal: { whenTrue: ["equal"], whenFalse: ["less", "greater"] },
-  Less: { whenTrue: ["less"], whenFalse: ["equal", "greater", "greater-or-equal"] },
-  LessOrEqual: { whenTrue: ["less", "less-or-equal", "equal"], whenFalse: ["greater"] },
-  Greater: { whenTrue: ["greater"], whenFalse: ["equal", "less", "less-or-equal"] },
-  GreaterOrEqual: { whenTrue: ["greater", "greater-or-equal", "equal"], whenFalse: ["less"] },
+const COMPARISONS: Record<string, { since: number; whenTrue: DimOrder[]; whenFalse: DimOrder[] }> = {
+  Equal: { since: 1, whenTrue: ["equal"], whenFalse: ["less", "greater"] },
+  Less: { since: 1, whenTrue: ["less"], whenFalse: ["equal", "greater", "greater-or-equal"] },
+  LessOrEqual: { since: 12, whenTrue: ["less", "less-or-equal", "equal"], whenFalse: ["greater"] },
+  Greater: { since: 1, whenTrue: ["greater"], whenFalse: ["equal", "less", "less-or-equal"] },
+  GreaterOrEqual: { since: 12, whenTrue: ["greater", "greater-or-equal", "equal"], whenFalse: ["less"] },
 };
 
 function compare(opType: string) {
@@ -74,12 +74,12 @@ function whereRule(ctx: InferenceContext): void {
 }
 
 export const comparisonRules: RuleDefinition[] = [
-  ...Object.keys(COMPARISONS).map((opType) => ({ opType, infer: compare(opType) })),
-  { opType: "And", infer: logic((a, b) => a && b) },
-  { opType: "Or", infer: logic((a, b) => a || b) },
-  { opType: "Xor", infer: logic((a, b) => a !== b) },
-  { opType: "Not", infer: notRule },
-  { opType: "IsNaN", infer: floatTestRule },
-  { opType: "IsInf", infer: floatTestRule },
-  { opType: "Where", infer: whereRule },
+  ...Object.entries(COMPARISONS).map(([opType, { since }]) => ({ opType, since, infer: compare(opType) })),
+  { opType: "And", since: 1, infer: logic((a, b) => a && b) },
+  { opType: "Or", since: 1, infer: logic((a, b) => a || b) },
+  { opType: "Xor", since: 1, infer: logic((a, b) => a !== b) },
+  { opType: "Not", since: 1, infer: notRule },
+  { opType: "IsNaN", since: 9, infer: floatTestRule },
+  { opType: "IsInf", since: 10, infer: floatTestRule },
+  { opType: "Where", since: 9, infer: whereRule },
 ];

@@ -69,6 +69,7 @@ function split(readSizes: SplitReader) {
     const axis = ctx.axis(ctx.int("axis", 0), input.shape.length);
     const size = input.shape[axis];
     if (sizes && sizes.length !== count) ctx.fail(`split has ${sizes.length} sizes for ${count} outputs`);
+    if (sizes?.some((part) => part < 0)) ctx.fail(`split sizes [${sizes.join(", ")}] contain a negative size`);
     if (sizes && typeof size === "number" && sizes.reduce((a, b) => a + b, 0) !== size) {
       ctx.fail(`split sizes [${sizes.join(", ")}] do not add up to the axis size ${size}`);
     }
@@ -101,8 +102,8 @@ function splitFrom18(ctx: InferenceContext): void {
 }
 
 export const concatSplitRules: RuleDefinition[] = [
-  { opType: "Concat", infer: concatRule },
-  { opType: "Split", infer: split(splitSizesBefore13) },
+  { opType: "Concat", since: 1, infer: concatRule },
+  { opType: "Split", since: 1, infer: split(splitSizesBefore13) },
   { opType: "Split", since: 13, infer: split(splitSizesFromInput) },
   { opType: "Split", since: 18, infer: splitFrom18 },
 ];

@@ -16,15 +16,18 @@ const MICROSOFT = "com.microsoft";
 /**
  * Skip(Simplified)LayerNormalization: output and input_skip_bias_sum
  * (outputs 0 and 3) have the input's type and shape. Outputs 1 and 2 (mean,
- * inv_std_var) are float by the schema.
- * NOTE: the schema gives no shape for mean and inv_std_var and the CPU
- * kernel never writes them, so their shape is left unknown.
+ * inv_std_var) are float and hold one value per normalized row: the
+ * input's shape with the last axis 1. In onnxruntime 1.31 the schema's
+ * shape inference and the CPU kernel agree on that shape, for 2-D and 3-D
+ * inputs of both operators (SkipSimplifiedLayerNormalization fills mean
+ * with zeros).
  */
 function skipLayerNormalizationRule(ctx: InferenceContext): void {
   const input = ctx.input(0);
+  const statistics = input.shape && input.shape.length > 0 ? [...input.shape.slice(0, -1), 1] : undefined;
   ctx.setOutput(0, input.elemType, input.shape);
-  ctx.setOutput(1, DataType.FLOAT, undefined);
-  ctx.setOutput(2, DataType.FLOAT, undefined);
+  ctx.setOutput(1, DataType.FLOAT, statistics);
+  ctx.setOutput(2, DataType.FLOAT, statistics);
   ctx.setOutput(3, input.elemType, input.shape);
 }
 
@@ -47,9 +50,13 @@ function embedLayerNormalizationRule(ctx: InferenceContext): void {
 }
 
 export const contribLayerRules: RuleDefinition[] = [
-  { opType: "SkipLayerNormalization", domain: MICROSOFT, infer: skipLayerNormalizationRule },
-  { opType: "SkipSimplifiedLayerNormalization", domain: MICROSOFT, infer: skipLayerNormalizationRule },
-  { opType: "EmbedLayerNormalization", domain: MICROSOFT, infer: embedLayerNormalizationRule },
+  { opType: "SkipLayerNormalization", domain: MICROSOFT, since: 1, infer: skipLayerNormalizationRule },
+  { opType: "SkipSimplifiedLayerNormalization", domain: MICROSOFT, since: 1, infer: skipLayerNormalizationRule },
+  { opType: "EmbedLayerNormalization", domain: MICROSOFT, since: 1, infer: embedLayerNormalizationRule },
   // X plus an optional bias broadcast along the last axis, so the output keeps X's shape.
-  ...rulesFor(["FastGelu", "BiasGelu", "Gelu", "QuickGelu", "BiasSoftmax"], sameAsFirstInput, { domain: MICROSOFT }),
+  ...rulesFor(
+    ["FastGelu", "BiasGelu", "Gelu", "QuickGelu", "BiasSoftmax"].map((opType) => [opType, 1] as const),
+    sameAsFirstInput,
+    MICROSOFT,
+  ),
 ];

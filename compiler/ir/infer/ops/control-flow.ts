@@ -70,7 +70,9 @@ function loopRule(ctx: InferenceContext): void {
     const type = generalize(ctx, carried[i].type, outputs[1 + i]?.type, `carried value ${i}`);
     if (type) ctx.setOutputType(i, type);
   }
-  const tripCount = ctx.hasInput(0) && !ctx.hasInput(1) ? (scalarFromInput(ctx, 0) ?? null) : null;
+  const given = ctx.hasInput(0) && !ctx.hasInput(1) ? (scalarFromInput(ctx, 0) ?? null) : null;
+  // A negative or fractional trip count is left unknown rather than used as a dimension.
+  const tripCount = typeof given === "number" && !(Number.isInteger(given) && given >= 0) ? null : given;
   for (let i = carriedCount; i < ctx.outputCount; i++) {
     const scanned = outputs[1 + i]?.type;
     if (scanned?.kind !== "tensor") continue;
@@ -114,7 +116,8 @@ function scanRule(ctx: InferenceContext): void {
 }
 
 export const controlFlowRules: RuleDefinition[] = [
-  { opType: "If", infer: ifRule },
-  { opType: "Loop", infer: loopRule },
+  { opType: "If", since: 1, infer: ifRule },
+  { opType: "Loop", since: 1, infer: loopRule },
+  // Scan-8 has a batch axis and a sequence_lens input, which this rule does not model.
   { opType: "Scan", since: 9, infer: scanRule },
 ];

@@ -4,7 +4,7 @@ import { InferenceContext } from "../context";
 import { addDims, divideDims, floorDivideDims, maxDims, minDims, modDims, multiplyDims, negateDim, subtractDims } from "../dims";
 import { KnownData, mapBroadcast } from "../known-data";
 import { RuleDefinition } from "../registry";
-import { broadcastInputs, commonElemType, rulesFor, sameAsFirstInput } from "./common";
+import { FirstVersion, broadcastInputs, commonElemType, rulesFor, sameAsFirstInput } from "./common";
 
 /**
  * Elementwise operators: one output with the element type of the first
@@ -13,12 +13,18 @@ import { broadcastInputs, commonElemType, rulesFor, sameAsFirstInput } from "./c
  * which is how exporters compute shapes at run time.
  */
 
-/** Unary operators whose output has the input's type and shape; their values are not tracked. */
-const SHAPE_PRESERVING = [
-  "Exp", "Log", "Sqrt", "Reciprocal", "Tanh", "Erf", "Sigmoid", "Relu", "Cos", "Sin", "Tan", "Acos", "Asin",
-  "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh", "Softplus", "Softsign", "Elu", "Selu", "LeakyRelu",
-  "ThresholdedRelu", "HardSigmoid", "HardSwish", "Mish", "Celu", "Softmax", "LogSoftmax", "Hardmax", "Shrink",
-  "BitwiseNot", "Round", "Sign", "Clip", "Trilu", "CumSum", "LpNormalization", "MeanVarianceNormalization",
+/**
+ * Unary operators whose output has the input's type and shape, each with
+ * the opset that introduced it (onnx/defs/operator_sets.h). Their values
+ * are not tracked.
+ */
+const SHAPE_PRESERVING: readonly FirstVersion[] = [
+  ["Exp", 1], ["Log", 1], ["Sqrt", 1], ["Reciprocal", 1], ["Tanh", 1], ["Sigmoid", 1], ["Relu", 1], ["Softplus", 1],
+  ["Softsign", 1], ["Elu", 1], ["Selu", 1], ["LeakyRelu", 1], ["HardSigmoid", 1], ["Softmax", 1], ["LogSoftmax", 1],
+  ["Hardmax", 1], ["Clip", 1], ["LpNormalization", 1], ["Cos", 7], ["Sin", 7], ["Tan", 7], ["Acos", 7], ["Asin", 7],
+  ["Atan", 7], ["Erf", 9], ["Sinh", 9], ["Cosh", 9], ["Asinh", 9], ["Acosh", 9], ["Atanh", 9], ["Shrink", 9], ["Sign", 9],
+  ["MeanVarianceNormalization", 9], ["ThresholdedRelu", 10], ["Round", 11], ["CumSum", 11], ["Celu", 12],
+  ["HardSwish", 14], ["Trilu", 14], ["Mish", 18], ["BitwiseNot", 18],
 ];
 
 /** Gelu entered the default domain in opset 20; earlier graphs use com.microsoft::Gelu. */
@@ -99,34 +105,38 @@ function identityRule(ctx: InferenceContext): void {
   ctx.setOutputType(0, type, ctx.data(0));
 }
 
-/** Dropout: output like the input; the optional mask is bool of the same shape. */
+/**
+ * Dropout: output like the input, and an optional mask of the same shape.
+ * The mask has the input's element type up to Dropout-7 and is bool from
+ * Dropout-10 on.
+ */
 function dropoutRule(ctx: InferenceContext): void {
   const input = ctx.input(0);
   ctx.setOutput(0, input.elemType, input.shape, ctx.data(0));
-  ctx.setOutput(1, DataType.BOOL, input.shape);
+  ctx.setOutput(1, ctx.opset >= 10 ? DataType.BOOL : input.elemType, input.shape);
 }
 
 export const elementwiseRules: RuleDefinition[] = [
   ...rulesFor(SHAPE_PRESERVING, sameAsFirstInput),
   GELU,
-  { opType: "Neg", infer: unaryWithData(negateDim) },
-  { opType: "Abs", infer: unaryWithData(absoluteValue) },
-  { opType: "Floor", infer: unaryWithData(numericOnly(Math.floor)) },
-  { opType: "Ceil", infer: unaryWithData(numericOnly(Math.ceil)) },
-  { opType: "Identity", infer: identityRule },
-  { opType: "Dropout", infer: dropoutRule },
-  { opType: "Add", infer: broadcastArithmetic(addDims) },
-  { opType: "Sub", infer: broadcastArithmetic(subtractDims) },
-  { opType: "Mul", infer: broadcastArithmetic(multiplyDims) },
-  { opType: "Div", infer: broadcastArithmetic(divide) },
-  { opType: "Mod", infer: broadcastArithmetic(modulo) },
-  { opType: "Pow", infer: broadcastArithmetic(power, false) },
-  { opType: "PRelu", infer: preluRule },
-  ...rulesFor(["BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor"], broadcastArithmetic(undefined)),
+  { opType: "Neg", since: 1, infer: unaryWithData(negateDim) },
+  { opType: "Abs", since: 1, infer: unaryWithData(absoluteValue) },
+  { opType: "Floor", since: 1, infer: unaryWithData(numericOnly(Math.floor)) },
+  { opType: "Ceil", since: 1, infer: unaryWithData(numericOnly(Math.ceil)) },
+  { opType: "Identity", since: 1, infer: identityRule },
+  { opType: "Dropout", since: 1, infer: dropoutRule },
+  { opType: "Add", since: 1, infer: broadcastArithmetic(addDims) },
+  { opType: "Sub", since: 1, infer: broadcastArithmetic(subtractDims) },
+  { opType: "Mul", since: 1, infer: broadcastArithmetic(multiplyDims) },
+  { opType: "Div", since: 1, infer: broadcastArithmetic(divide) },
+  { opType: "Mod", since: 10, infer: broadcastArithmetic(modulo) },
+  { opType: "Pow", since: 1, infer: broadcastArithmetic(power, false) },
+  { opType: "PRelu", since: 1, infer: preluRule },
+  ...rulesFor([["BitShift", 11], ["BitwiseAnd", 18], ["BitwiseOr", 18], ["BitwiseXor", 18]], broadcastArithmetic(undefined)),
   // SwiGLU (opset 28): Swish(a) * b, broadcast like Mul.
   { opType: "SwiGLU", since: 28, infer: broadcastArithmetic(undefined) },
-  { opType: "Sum", infer: variadic(addDims) },
-  { opType: "Mean", infer: variadic(undefined) },
-  { opType: "Max", infer: variadic(maxDims) },
-  { opType: "Min", infer: variadic(minDims) },
+  { opType: "Sum", since: 1, infer: variadic(addDims) },
+  { opType: "Mean", since: 1, infer: variadic(undefined) },
+  { opType: "Max", since: 1, infer: variadic(maxDims) },
+  { opType: "Min", since: 1, infer: variadic(minDims) },
 ];

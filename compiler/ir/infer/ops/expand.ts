@@ -1,15 +1,15 @@
 import { Dim, formatShape } from "../../types";
 import { InferenceContext } from "../context";
 import { addDims, broadcastShapes, multiplyDims } from "../dims";
-import { mapBroadcast, makeData, numericValues } from "../known-data";
+import { MAX_KNOWN_ELEMENTS, mapBroadcast, makeData } from "../known-data";
 import { RuleDefinition } from "../registry";
-import { dimsFromInput, intsFromInput, normalizeAxes } from "./common";
+import { checkIntegers, intsFromInput, normalizeAxes, sizesFromInput } from "./common";
 
-/** Operators that grow a tensor: Expand (broadcast to a shape), Tile, Pad and Resize. */
+/** Operators that grow a tensor: Expand (broadcast to a shape), Tile and Pad. Resize is in resize.ts. */
 
 function expandRule(ctx: InferenceContext): void {
   const input = ctx.input(0);
-  const target = dimsFromInput(ctx, 1);
+  const target = sizesFromInput(ctx, 1);
   if (!input.shape || !target) {
     ctx.setOutput(0, input.elemType, target?.map(() => null));
     return;
@@ -17,10 +17,10 @@ function expandRule(ctx: InferenceContext): void {
   const shape = broadcastShapes([input.shape, target]);
   if (typeof shape === "string") ctx.fail(`cannot expand: ${shape}`);
   let data;
-  if (shape.every((dim) => typeof dim === "number")) {
+  if (shape.every((dim) => typeof dim === "number" && Number.isInteger(dim) && dim >= 0)) {
     const sizes = shape as number[];
     const count = sizes.reduce((product, dim) => product * dim, 1);
-    const zeros = count <= 64 ? makeData(sizes, new Array<Dim>(count).fill(0)) : undefined;
+    const zeros = count <= MAX_KNOWN_ELEMENTS ? makeData(sizes, new Array<Dim>(count).fill(0)) : undefined;
     data = mapBroadcast([ctx.data(0), zeros], ([value]) => value);
   }
   ctx.setOutput(0, input.elemType, shape, data);
@@ -28,7 +28,7 @@ function expandRule(ctx: InferenceContext): void {
 
 function tileRule(ctx: InferenceContext): void {
   const input = ctx.input(0);
-  const repeats = dimsFromInput(ctx, 1);
+  const repeats = sizesFromInput(ctx, 1);
   if (!input.shape) {
     ctx.setOutput(0, input.elemType, repeats?.map(() => null));
     return;
@@ -52,6 +52,8 @@ function applyPads(ctx: InferenceContext, pads: readonly Dim[] | undefined, axes
   const shape = [...input.shape];
   padded.forEach((axis, i) => {
     shape[axis] = addDims(addDims(shape[axis], pads[i]), pads[i + padded.length]);
+    const size = shape[axis];
+    if (typeof size === "number" && size < 0) ctx.fail(`pads [${pads.join(", ")}] remove more than the ${formatShape(input.shape!)} input has on axis ${axis}`);
   });
   ctx.setOutput(0, input.elemType, shape);
 }
@@ -64,42 +66,15 @@ function padFromInputs(ctx: InferenceContext): void {
     ctx.setOutput(0, ctx.elemType(0), ctx.shape(0)?.map(() => null));
     return;
   }
-  applyPads(ctx, ctx.data(1)?.values, axes);
+  const pads = ctx.data(1)?.values;
+  if (pads) checkIntegers(ctx, 1, pads, -Infinity);
+  applyPads(ctx, pads, axes);
 }
 
-/**
- * Resize: output sizes from `sizes` when known, else floor(size * scale).
- * Before opset 11 the scales are input 1. From 11 the inputs are X, roi, scales, sizes.
- */
-function resize(scalesIndex: number, sizesIndex: number | undefined) {
-  return (ctx: InferenceContext): void => {
-    const input = ctx.input(0);
-    if (!input.shape) {
-      ctx.setOutput(0, input.elemType, undefined);
-      return;
-    }
-    const rank = input.shape.length;
-    const axes = normalizeAxes(ctx, ctx.ints("axes") ?? Array.from({ length: rank }, (_, i) => i), rank);
-    const sizes = sizesIndex !== undefined && ctx.hasInput(sizesIndex) ? ctx.data(sizesIndex)?.values : undefined;
-    const scales = ctx.hasInput(scalesIndex) ? numericValues(ctx.data(scalesIndex)) : undefined;
-    const shape: Dim[] = [...input.shape];
-    axes.forEach((axis, i) => {
-      const dim = input.shape![axis];
-      if (sizes) shape[axis] = sizes[i] ?? null;
-      else if (scales && typeof dim === "number") shape[axis] = Math.floor(dim * scales[i]);
-      else if (scales && scales[i] === 1) shape[axis] = dim;
-      else shape[axis] = null;
-    });
-    ctx.setOutput(0, input.elemType, shape);
-  };
-}
-
+/** Tile-1 takes `tiles` and `axis` inputs instead of repeats, so the rule starts at Tile-6. */
 export const expandRules: RuleDefinition[] = [
   { opType: "Expand", since: 8, infer: expandRule },
   { opType: "Tile", since: 6, infer: tileRule },
-  { opType: "Pad", infer: padFromAttribute },
+  { opType: "Pad", since: 1, infer: padFromAttribute },
   { opType: "Pad", since: 11, infer: padFromInputs },
-  { opType: "Resize", since: 10, infer: resize(1, undefined) },
-  { opType: "Resize", since: 11, infer: resize(2, 3) },
-  { opType: "Upsample", since: 9, infer: resize(1, undefined) },
 ];

@@ -18,7 +18,7 @@ function gatherData(data: KnownData | undefined, indices: KnownData | undefined,
   const length = data.shape[0];
   const values = positions.map((position) => {
     const at = position < 0 ? position + length : position;
-    if (at < 0 || at >= length) ctx.fail(`index ${position} is out of range for a dimension of size ${length}`);
+    if (!Number.isInteger(at) || at < 0 || at >= length) ctx.fail(`index ${position} is out of range for a dimension of size ${length}`);
     return data.values[at];
   });
   return makeData(indices.shape, values);
@@ -69,7 +69,7 @@ function nonZeroRule(ctx: InferenceContext): void {
 }
 
 export const gatherRules: RuleDefinition[] = [
-  { opType: "Gather", infer: gatherRule },
+  { opType: "Gather", since: 1, infer: gatherRule },
   { opType: "GatherElements", since: 11, infer: gatherElementsRule },
   { opType: "GatherND", since: 11, infer: gatherNdRule },
   { opType: "ScatterND", since: 11, infer: sameAsFirstInput },

@@ -3,7 +3,7 @@ import { Dim } from "../../types";
 import { InferenceContext } from "../context";
 import { subtractDims } from "../dims";
 import { RuleDefinition } from "../registry";
-import { scalarFromInput } from "./common";
+import { sizeFromInput } from "./common";
 
 /**
  * onnxruntime's generation loops (com.microsoft BeamSearch and
@@ -38,9 +38,9 @@ function beamSearchRule(ctx: InferenceContext): void {
   const ids = ctx.input(0);
   const batch = ids.shape?.[0] ?? null;
   const sequence = ids.shape?.[1] ?? null;
-  const maxLength = scalarFromInput(ctx, 1) ?? null;
-  const beams = scalarFromInput(ctx, 3) ?? null;
-  const returned = scalarFromInput(ctx, 4) ?? null;
+  const maxLength = sizeFromInput(ctx, 1) ?? null;
+  const beams = sizeFromInput(ctx, 3) ?? null;
+  const returned = sizeFromInput(ctx, 4) ?? null;
   const scoreType = ctx.optionalInput(5)?.elemType ?? DataType.FLOAT;
   ctx.setOutput(0, ids.elemType, [batch, returned, maxLength]);
   ctx.setOutput(1, scoreType, [batch, returned]);
@@ -51,10 +51,10 @@ function beamSearchRule(ctx: InferenceContext): void {
 function greedySearchRule(ctx: InferenceContext): void {
   inferSubgraphs(ctx);
   const ids = ctx.input(0);
-  ctx.setOutput(0, ids.elemType, [ids.shape?.[0] ?? null, scalarFromInput(ctx, 1) ?? null]);
+  ctx.setOutput(0, ids.elemType, [ids.shape?.[0] ?? null, sizeFromInput(ctx, 1) ?? null]);
 }
 
 export const generationContribRules: RuleDefinition[] = [
-  { opType: "BeamSearch", domain: MICROSOFT, infer: beamSearchRule },
-  { opType: "GreedySearch", domain: MICROSOFT, infer: greedySearchRule },
+  { opType: "BeamSearch", domain: MICROSOFT, since: 1, infer: beamSearchRule },
+  { opType: "GreedySearch", domain: MICROSOFT, since: 1, infer: greedySearchRule },
 ];

@@ -15,6 +15,7 @@ import { matmulRules } from "./matmul";
 import { normalizationRules } from "./normalization";
 import { reduceRules } from "./reduce";
 import { reshapeRules } from "./reshape";
+import { resizeRules } from "./resize";
 import { shapeOpRules } from "./shape-ops";
 import { sliceRules } from "./slice";
 
@@ -33,6 +34,7 @@ export function createDefaultRegistry(): ShapeRuleRegistry {
     sliceRules,
     concatSplitRules,
     expandRules,
+    resizeRules,
     reduceRules,
     normalizationRules,
     attentionRules,

@@ -93,6 +93,7 @@ function matmulNBitsRule(ctx: InferenceContext): void {
   const input = ctx.input(0);
   const columns = ctx.requireInt("N");
   const inner = ctx.requireInt("K");
+  if (columns < 0 || inner < 0) ctx.fail(`attributes N (${columns}) and K (${inner}) must not be negative`, "Fix the attributes in the model.");
   const last = input.shape?.[input.shape.length - 1];
   if (input.shape?.length === 0) ctx.fail("A must have rank 1 or more, got a scalar");
   if (typeof last === "number" && last !== inner) ctx.fail(`A's last dimension is ${last} but attribute K is ${inner}`);
@@ -100,10 +101,10 @@ function matmulNBitsRule(ctx: InferenceContext): void {
 }
 
 export const matmulRules: RuleDefinition[] = [
-  { opType: "MatMul", infer: matmulRule },
+  { opType: "MatMul", since: 1, infer: matmulRule },
   { opType: "MatMulInteger", since: 10, infer: matmulIntegerRule },
-  { opType: "Gemm", infer: gemmRule },
-  { opType: "FusedMatMul", domain: "com.microsoft", infer: fusedMatmulRule },
-  { opType: "TransposeMatMul", domain: "com.microsoft", infer: fusedMatmulRule },
-  { opType: "MatMulNBits", domain: "com.microsoft", infer: matmulNBitsRule },
+  { opType: "Gemm", since: 1, infer: gemmRule },
+  { opType: "FusedMatMul", domain: "com.microsoft", since: 1, infer: fusedMatmulRule },
+  { opType: "TransposeMatMul", domain: "com.microsoft", since: 1, infer: fusedMatmulRule },
+  { opType: "MatMulNBits", domain: "com.microsoft", since: 1, infer: matmulNBitsRule },
 ];

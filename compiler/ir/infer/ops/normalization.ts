@@ -51,10 +51,10 @@ function batchNormalizationRule(ctx: InferenceContext): void {
 }
 
 export const normalizationRules: RuleDefinition[] = [
-  { opType: "LayerNormalization", infer: layerNormalizationRule },
+  { opType: "LayerNormalization", since: 1, infer: layerNormalizationRule },
   { opType: "RMSNormalization", since: 23, infer: sameAsFirstInput },
-  { opType: "SimplifiedLayerNormalization", infer: simplifiedLayerNormalizationRule },
-  { opType: "BatchNormalization", infer: batchNormalizationRule },
-  { opType: "InstanceNormalization", infer: sameAsFirstInput },
+  { opType: "SimplifiedLayerNormalization", since: 1, infer: simplifiedLayerNormalizationRule },
+  { opType: "BatchNormalization", since: 1, infer: batchNormalizationRule },
+  { opType: "InstanceNormalization", since: 1, infer: sameAsFirstInput },
   { opType: "GroupNormalization", since: 18, infer: sameAsFirstInput },
 ];

@@ -4,7 +4,7 @@ import { InferenceContext } from "../context";
 import { addDims, maxDims, minDims, multiplyDims } from "../dims";
 import { KnownData, makeData } from "../known-data";
 import { RuleDefinition } from "../registry";
-import { intsFromInput, normalizeAxes, scalarFromInput } from "./common";
+import { axesFromInput, normalizeAxes, scalarFromInput } from "./common";
 
 /**
  * Reductions (axes as an attribute, or as input 1 from opset 13 for
@@ -16,7 +16,7 @@ import { intsFromInput, normalizeAxes, scalarFromInput } from "./common";
 type AxesReader = (ctx: InferenceContext) => number[] | undefined | "unknown";
 
 const axesAttribute: AxesReader = (ctx) => ctx.ints("axes");
-const axesInput: AxesReader = (ctx) => (ctx.hasInput(1) ? (intsFromInput(ctx, 1) ?? "unknown") : undefined);
+const axesInput: AxesReader = (ctx) => axesFromInput(ctx, 1);
 
 type Fold = (a: Dim, b: Dim) => Dim;
 
@@ -62,11 +62,11 @@ const REDUCTIONS = ["ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "Reduc
 
 function reductionRules(): RuleDefinition[] {
   const rules: RuleDefinition[] = [
-    { opType: "ReduceSum", infer: reduce("ReduceSum", axesAttribute) },
+    { opType: "ReduceSum", since: 1, infer: reduce("ReduceSum", axesAttribute) },
     { opType: "ReduceSum", since: 13, infer: reduce("ReduceSum", axesInput) },
   ];
   for (const opType of REDUCTIONS) {
-    rules.push({ opType, infer: reduce(opType, axesAttribute) }, { opType, since: 18, infer: reduce(opType, axesInput) });
+    rules.push({ opType, since: 1, infer: reduce(opType, axesAttribute) }, { opType, since: 18, infer: reduce(opType, axesInput) });
   }
   return rules;
 }
@@ -88,10 +88,14 @@ function argRule(ctx: InferenceContext): void {
 function topK(readK: (ctx: InferenceContext) => Dim) {
   return (ctx: InferenceContext): void => {
     const input = ctx.input(0);
+    const k = readK(ctx);
+    if (typeof k === "number" && !(Number.isInteger(k) && k >= 0)) ctx.fail(`k is ${k}, expected a non-negative integer`);
     let shape: Dim[] | undefined;
     if (input.shape) {
       const axis = ctx.axis(ctx.int("axis", -1), input.shape.length);
-      shape = input.shape.map((dim, i) => (i === axis ? readK(ctx) : dim));
+      const size = input.shape[axis];
+      if (typeof k === "number" && typeof size === "number" && k > size) ctx.fail(`k is ${k}, more than the ${size} elements of axis ${axis}`);
+      shape = input.shape.map((dim, i) => (i === axis ? k : dim));
     }
     ctx.setOutput(0, input.elemType, shape);
     ctx.setOutput(1, DataType.INT64, shape);
@@ -100,8 +104,8 @@ function topK(readK: (ctx: InferenceContext) => Dim) {
 
 export const reduceRules: RuleDefinition[] = [
   ...reductionRules(),
-  { opType: "ArgMax", infer: argRule },
-  { opType: "ArgMin", infer: argRule },
-  { opType: "TopK", infer: topK((ctx) => ctx.requireInt("k")) },
+  { opType: "ArgMax", since: 1, infer: argRule },
+  { opType: "ArgMin", since: 1, infer: argRule },
+  { opType: "TopK", since: 1, infer: topK((ctx) => ctx.requireInt("k")) },
   { opType: "TopK", since: 10, infer: topK((ctx) => scalarFromInput(ctx, 1) ?? null) },
 ];

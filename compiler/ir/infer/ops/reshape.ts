@@ -3,7 +3,7 @@ import { InferenceContext } from "../context";
 import { divideDims, productOfDims } from "../dims";
 import { KnownData, makeData } from "../known-data";
 import { RuleDefinition } from "../registry";
-import { dimsFromInput, intsFromInput, normalizeAxes } from "./common";
+import { axesFromInput, checkIntegers, dimsFromInput, normalizeAxes } from "./common";
 
 /**
  * Operators that rearrange dimensions without touching values: Reshape,
@@ -48,6 +48,13 @@ function resolveReshape(ctx: InferenceContext, input: Dim[] | undefined, target:
 
 type TargetReader = (ctx: InferenceContext) => Dim[] | undefined;
 
+/** Reads the target shape input of Reshape-5 and later, whose values are sizes, 0 (copy) or -1 (infer). */
+function reshapeTargetFromInput(ctx: InferenceContext): Dim[] | undefined {
+  const target = dimsFromInput(ctx, 1);
+  if (target) checkIntegers(ctx, 1, target, -1);
+  return target;
+}
+
 /** Reshape reads the target from the `shape` attribute before opset 5 and from input 1 after; allowzero exists from 14. */
 function reshape(readTarget: TargetReader) {
   return (ctx: InferenceContext): void => {
@@ -85,8 +92,13 @@ type AxesReader = (ctx: InferenceContext) => number[] | undefined | "unknown";
 const axesAttribute: AxesReader = (ctx) => ctx.ints("axes");
 
 /** From opset 13 the axes are input 1. */
-const axesInput: AxesReader = (ctx) => (ctx.hasInput(1) ? (intsFromInput(ctx, 1) ?? "unknown") : undefined);
+const axesInput: AxesReader = (ctx) => axesFromInput(ctx, 1);
 
+/**
+ * Squeeze: without axes, or with an empty list (which onnxruntime 1.31
+ * treats the same), every size-1 axis goes. The rank is then unknown when a
+ * dimension is not a number, since it may or may not be 1.
+ */
 const squeeze = (readAxes: AxesReader) => (ctx: InferenceContext): void => {
   const input = ctx.input(0);
   const axes = readAxes(ctx);
@@ -95,8 +107,7 @@ const squeeze = (readAxes: AxesReader) => (ctx: InferenceContext): void => {
     return;
   }
   let shape: Dim[] | undefined;
-  if (axes === undefined) {
-    // Without axes every size-1 dimension goes, and a symbolic size may or may not be 1.
+  if (axes === undefined || axes.length === 0) {
     shape = input.shape.every((dim) => typeof dim === "number") ? input.shape.filter((dim) => dim !== 1) : undefined;
   } else {
     const removed = new Set(normalizeAxes(ctx, axes, input.shape.length));
@@ -140,12 +151,12 @@ function transposeRule(ctx: InferenceContext): void {
 }
 
 export const reshapeRules: RuleDefinition[] = [
-  { opType: "Reshape", infer: reshape((ctx) => ctx.ints("shape")) },
-  { opType: "Reshape", since: 5, infer: reshape((ctx) => dimsFromInput(ctx, 1)) },
-  { opType: "Flatten", infer: flattenRule },
-  { opType: "Squeeze", infer: squeeze(axesAttribute) },
+  { opType: "Reshape", since: 1, infer: reshape((ctx) => ctx.ints("shape")) },
+  { opType: "Reshape", since: 5, infer: reshape(reshapeTargetFromInput) },
+  { opType: "Flatten", since: 1, infer: flattenRule },
+  { opType: "Squeeze", since: 1, infer: squeeze(axesAttribute) },
   { opType: "Squeeze", since: 13, infer: squeeze(axesInput) },
-  { opType: "Unsqueeze", infer: unsqueeze(axesAttribute) },
+  { opType: "Unsqueeze", since: 1, infer: unsqueeze(axesAttribute) },
   { opType: "Unsqueeze", since: 13, infer: unsqueeze(axesInput) },
-  { opType: "Transpose", infer: transposeRule },
+  { opType: "Transpose", since: 1, infer: transposeRule },
 ];

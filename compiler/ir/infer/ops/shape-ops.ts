@@ -3,9 +3,9 @@ import { int64ToNumber } from "../../../onnx/proto";
 import { Dim } from "../../types";
 import { InferenceContext } from "../context";
 import { ceilDivideDims, isKnownDim, maxDims, productOfDims, subtractDims } from "../dims";
-import { KnownData, dataFromTensor, makeData, scalarData, vectorData } from "../known-data";
+import { KnownData, MAX_KNOWN_ELEMENTS, dataFromTensor, makeData, scalarData, vectorData } from "../known-data";
 import { RuleDefinition } from "../registry";
-import { dimsFromInput, scalarFromInput } from "./common";
+import { scalarFromInput, sizesFromInput } from "./common";
 
 /**
  * Operators that read or build shapes: Shape, Size, Constant,
@@ -59,41 +59,58 @@ function constantRule(ctx: InferenceContext): void {
 function constantOfShapeRule(ctx: InferenceContext): void {
   const fill = ctx.tensor("value");
   const elemType = fill?.dtype ?? DataType.FLOAT;
-  const shape = dimsFromInput(ctx, 0);
-  if (shape?.some((dim) => typeof dim === "number" && dim < 0)) ctx.fail(`shape [${shape.join(", ")}] has a negative dimension`);
+  const shape = sizesFromInput(ctx, 0);
   let data: KnownData | undefined;
   if (shape && shape.every((dim) => typeof dim === "number")) {
     const value = fill ? (dataFromTensor(fill)?.values[0] ?? null) : 0;
     const sizes = shape as number[];
     const count = sizes.reduce((product, dim) => product * dim, 1);
-    data = count <= 64 ? makeData(sizes, new Array<Dim>(count).fill(value)) : undefined;
+    data = count <= MAX_KNOWN_ELEMENTS ? makeData(sizes, new Array<Dim>(count).fill(value)) : undefined;
   }
   ctx.setOutput(0, elemType, shape, data);
 }
 
-/** Range: a 1-D tensor of max(ceil((limit - start) / delta), 0) elements. */
+/**
+ * Range: a 1-D tensor of max(ceil((limit - start) / delta), 0) elements,
+ * counted in double precision as onnxruntime 1.31 does. A zero delta, or a
+ * NaN or infinite count, fails as it does in onnxruntime.
+ */
 function rangeRule(ctx: InferenceContext): void {
   const elemType = ctx.elemType(0);
   const start = scalarFromInput(ctx, 0) ?? null;
   const limit = scalarFromInput(ctx, 1) ?? null;
   const delta = scalarFromInput(ctx, 2) ?? null;
+  if (delta === 0) ctx.fail("delta is 0");
   let count: Dim = null;
   if (typeof start === "number" && typeof limit === "number" && typeof delta === "number") {
-    count = delta === 0 ? null : Math.max(Math.ceil((limit - start) / delta), 0);
-  } else if (isKnownDim(start) && isKnownDim(limit) && typeof delta === "number" && delta > 0) {
+    count = Math.max(Math.ceil((limit - start) / delta), 0);
+    if (!Number.isFinite(count)) ctx.fail(`start ${start}, limit ${limit} and delta ${delta} give a count that is not a finite number`);
+  } else if (isKnownDim(start) && isKnownDim(limit) && typeof delta === "number" && Number.isInteger(delta) && delta > 0) {
     count = maxDims(ceilDivideDims(subtractDims(limit, start), delta), 0);
   }
   let data: KnownData | undefined;
-  if (typeof count === "number" && typeof start === "number" && typeof delta === "number" && count <= 64) {
-    data = vectorData(Array.from({ length: count }, (_, i) => start + i * delta));
+  if (typeof count === "number" && typeof start === "number" && typeof delta === "number" && count <= MAX_KNOWN_ELEMENTS) {
+    data = vectorData(rangeValues(start, delta, count, elemType));
   }
   ctx.setOutput(0, elemType, [count], data);
 }
 
+/** Lists the values of a Range: onnxruntime adds delta step by step in the element type, which rounds for float. */
+function rangeValues(start: number, delta: number, count: number, elemType: DataType): number[] {
+  const round = elemType === DataType.FLOAT ? Math.fround : (value: number) => value;
+  const values: number[] = [];
+  let value = start;
+  for (let i = 0; i < count; i++) {
+    values.push(value);
+    value = round(value + delta);
+  }
+  return values;
+}
+
 export const shapeOpRules: RuleDefinition[] = [
-  { opType: "Shape", infer: shapeRule },
-  { opType: "Size", infer: sizeRule },
-  { opType: "Constant", infer: constantRule },
+  { opType: "Shape", since: 1, infer: shapeRule },
+  { opType: "Size", since: 1, infer: sizeRule },
+  { opType: "Constant", since: 1, infer: constantRule },
   { opType: "ConstantOfShape", since: 9, infer: constantOfShapeRule },
   { opType: "Range", since: 11, infer: rangeRule },
 ];

@@ -1,6 +1,6 @@
 import { Dim } from "../../types";
 import { InferenceContext } from "../context";
-import { UNBOUNDED, addDims, ceilDivideDims, compareDims, dimPolynomial, subtractDims } from "../dims";
+import { UNBOUNDED, addDims, ceilDivideDims, compareDims, dimPolynomial, maxDims, minDims, subtractDims } from "../dims";
 import { KnownData, makeData } from "../known-data";
 import { RuleDefinition } from "../registry";
 import { signOf } from "../polynomial";
@@ -33,45 +33,68 @@ function numericSliceLength(size: number, start: number, end: number, step: numb
   return Math.max(0, Math.ceil((end - start) / step));
 }
 
-/** Adds the size to a negative index; undefined when the sign of a symbolic index is unknown. */
-function fromEnd(index: Dim, size: Dim): Dim | undefined {
-  if (typeof index === "number") return index < 0 ? addDims(index, size) : index;
-  if (index === null) return null;
-  const sign = signOf(dimPolynomial(index)!);
-  if (sign > 0) return index;
-  if (sign < 0) return addDims(index, size);
-  return undefined;
+/**
+ * Length of a slice with constant bounds on an axis whose size is a name,
+ * clamped as onnxruntime clamps: an index i >= 0 stands for min(i, size) and
+ * a negative one for max(0, size + i). So x[0:1000] has min(1000,seq)
+ * elements, x[-4:] has min(4,seq) and x[3:] has max(0,seq-3).
+ */
+function constantBoundsLength(size: Dim, start: number, end: number, step: number): Dim {
+  if (start >= TO_THE_END || end <= -TO_THE_END) return 0;
+  if (start <= -TO_THE_END) start = 0;
+  const toTheEnd = end >= TO_THE_END;
+  const sameSide = start >= 0 === end >= 0;
+  if (!toTheEnd && sameSide && end <= start) return 0;
+  if (size === null) return null;
+  let span: Dim;
+  if (start >= 0 && toTheEnd) span = maxDims(0, subtractDims(size, start));
+  else if (start < 0 && toTheEnd) span = minDims(-start, size);
+  else if (start >= 0 && end < 0) span = maxDims(0, addDims(size, end - start));
+  else if (start >= 0) span = minDims(end - start, maxDims(0, subtractDims(size, start)));
+  else if (end < 0) span = minDims(end - start, maxDims(0, addDims(size, end)));
+  else span = maxDims(0, subtractDims(minDims(end, size), maxDims(0, addDims(size, start))));
+  return step === 1 ? span : ceilDivideDims(span, step);
 }
 
 /**
- * Clamps a symbolic index into [0, size].
- * NOTE: where the order of index and size cannot be decided (a size known
- * only at run time), the index is assumed in range. A valid model needs
- * that for its shapes to line up, but an out-of-range index would give a
- * wrong size here.
+ * Clamps a slice index into [0, size], counting a negative index from the
+ * end. A constant index is clamped exactly. Returns undefined when the sign
+ * of a symbolic index is unknown.
+ * NOTE: a symbolic index (`past` in `x[:, past:]`) is assumed to lie in
+ * [0, size] where the order of the two cannot be decided. A valid model
+ * needs that for its shapes to line up, but an out-of-range index would
+ * give a wrong size here.
  */
-function clampIndex(index: Dim, size: Dim): Dim {
-  const aboveSize = compareDims(index, size);
+function clampIndex(index: Dim, size: Dim): Dim | undefined {
+  if (index === null) return null;
+  if (typeof index === "number") {
+    if (index >= TO_THE_END) return size;
+    if (index <= -TO_THE_END) return 0;
+    return index >= 0 ? minDims(index, size) : maxDims(0, addDims(size, index));
+  }
+  const sign = signOf(dimPolynomial(index)!);
+  if (sign === 0) return undefined;
+  const position = sign > 0 ? index : addDims(index, size);
+  const aboveSize = compareDims(position, size);
   if (aboveSize === "greater" || aboveSize === "greater-or-equal") return size;
-  const belowZero = compareDims(index, 0);
+  const belowZero = compareDims(position, 0);
   if (belowZero === "less" || belowZero === "less-or-equal") return 0;
-  return index;
+  return position;
 }
 
+/** Returns the length of a slice along one axis. It is never negative, and null where it cannot be determined. */
 function sliceLength(size: Dim, start: Dim, end: Dim, step: number): Dim {
   if (typeof size === "number" && typeof start === "number" && typeof end === "number") return numericSliceLength(size, start, end, step);
   if (step <= 0) return null;
-  if (typeof start === "number" && start >= TO_THE_END) return 0;
-  if (typeof start === "number" && start <= -TO_THE_END) start = 0;
-  if (typeof end === "number" && end >= TO_THE_END) end = size;
-  if (typeof end === "number" && end <= -TO_THE_END) return 0;
-  const first = fromEnd(start, size);
-  const last = fromEnd(end, size);
+  if (typeof start === "number" && typeof end === "number") return constantBoundsLength(size, start, end, step);
+  const first = clampIndex(start, size);
+  const last = clampIndex(end, size);
   if (first === undefined || last === undefined || first === null || last === null) return null;
-  const span = subtractDims(clampIndex(last, size), clampIndex(first, size));
+  let span = subtractDims(last, first);
   const order = compareDims(span, 0);
   if (order === "less" || order === "less-or-equal") return 0;
-  return ceilDivideDims(span, step);
+  if (order === "unknown") span = maxDims(0, span);
+  return step === 1 ? span : ceilDivideDims(span, step);
 }
 
 interface SliceSpec {
@@ -137,6 +160,6 @@ function sliceFromInputs(ctx: InferenceContext): void {
 }
 
 export const sliceRules: RuleDefinition[] = [
-  { opType: "Slice", infer: sliceFromAttributes },
+  { opType: "Slice", since: 1, infer: sliceFromAttributes },
   { opType: "Slice", since: 10, infer: sliceFromInputs },
 ];

@@ -1,5 +1,11 @@
-import { formatReport, unsupportedOpTypes } from "../../../../compiler/ir/infer";
-import { tensorType } from "../../../../compiler/ir/types";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { ShapeRuleRegistry, formatReport, inferShapes, unsupportedOpTypes } from "../../../../compiler/ir/infer";
+import { loadModel, saveModel } from "../../../../compiler/ir/io";
+import { Dim, tensorType } from "../../../../compiler/ir/types";
+import { encodeModelProto, readModelProto } from "../../../../compiler/onnx/model-file";
+import { Tensor } from "../../../../compiler/onnx/tensor";
+import { makeTempDir, removeTempDirs } from "../../../helpers/temp";
 import { DataType, attr, infer, input, int64s, newModel, op, out, typeOf } from "./build";
 
 describe("inferShapes", () => {
@@ -112,5 +118,125 @@ describe("inferShapes", () => {
     op(model.graph, "Relu", [x]);
     infer(model);
     expect(typeOf(x)).toBe("FLOAT[past_sequence + sequence,8]");
+  });
+});
+
+describe("declared names", () => {
+  it("input dim name on derived dim", () => {
+    // The output names axis 1 "seq", which is also the name of axis 1 of input x, although the axis is seq+1 long.
+    const model = newModel({ "": 17 });
+    const g = model.graph;
+    const x = input(g, "x", DataType.FLOAT, ["batch", "seq"]);
+    const joined = out(op(g, "Concat", [x, input(g, "y", DataType.FLOAT, ["batch", 1])], { attributes: [attr.int("axis", 1)] }));
+    const activated = out(op(g, "Relu", [joined]));
+    joined.type = tensorType(DataType.FLOAT, ["batch", "seq"]);
+    g.addOutput(joined);
+
+    const report = inferShapes(model);
+
+    expect(report.conflicts.map((entry) => entry.value)).toContain(joined.name);
+    const activatedShape: Dim[] | undefined = activated.type?.kind === "tensor" ? activated.type.shape : undefined;
+    expect(activatedShape?.[1]).not.toBe("seq");
+  });
+
+  it("names a derived dim with a new name", () => {
+    // "total" is no input's axis name, so it names seq+1 everywhere, as for a cache's total length.
+    const model = newModel({ "": 17 });
+    const g = model.graph;
+    const x = input(g, "x", DataType.FLOAT, ["batch", "seq"]);
+    const joined = out(op(g, "Concat", [x, input(g, "y", DataType.FLOAT, ["batch", 1])], { attributes: [attr.int("axis", 1)] }));
+    const activated = out(op(g, "Relu", [joined]));
+    joined.type = tensorType(DataType.FLOAT, ["batch", "total"]);
+    g.addOutput(joined);
+
+    const report = inferShapes(model);
+
+    expect(report.conflicts).toEqual([]);
+    expect(typeOf(activated)).toBe("FLOAT[batch,total]");
+  });
+
+  it("derived declaration never equal reported", () => {
+    const model = newModel({ "": 17 });
+    const x = input(model.graph, "x", DataType.FLOAT, ["batch", "seq"]);
+    const pair = input(model.graph, "pair", DataType.FLOAT, ["batch", 2]);
+    const joined = out(op(model.graph, "Concat", [x, pair], { attributes: [attr.int("axis", 1)], name: "join" }));
+    joined.type = tensorType(DataType.FLOAT, ["batch", "seq+1"]);
+
+    const report = inferShapes(model);
+
+    expect(report.conflicts.map((entry) => [entry.node, entry.detail])).toEqual([["join", "axis 1: declared seq+1 but inference gives seq+2, which is never equal to it"]]);
+    expect(typeOf(joined)).toBe("FLOAT[batch,seq+1]");
+  });
+});
+
+describe("declared types", () => {
+  afterAll(removeTempDirs);
+
+  it("input type differs from initializer", () => {
+    // Graph input "w" declares INT64[5], but its initializer is FLOAT[4]. onnxruntime 1.31 rejects the file.
+    const model = newModel({ "": 17 });
+    const x = input(model.graph, "x", DataType.FLOAT, [4]);
+    const weight = model.graph.addInitializer(Tensor.fromArray("w", DataType.FLOAT, [4], Float32Array.of(1, 2, 3, 4)), true);
+    model.graph.addOutput(out(op(model.graph, "Add", [x, weight])));
+    const file = path.join(makeTempDir("peftc-infer-"), "model.onnx");
+    saveModel(model, file);
+    const proto = readModelProto(file);
+    proto.graph!.input!.push({ name: "w", type: { tensorType: { elemType: DataType.INT64, shape: { dim: [{ dimValue: 5 }] } } } });
+    fs.writeFileSync(file, encodeModelProto(proto));
+
+    let conflicts: string[] = [];
+    let rejected = false;
+    try {
+      conflicts = inferShapes(loadModel(file)).conflicts.map((entry) => entry.value);
+    } catch {
+      rejected = true;
+    }
+
+    expect(rejected || conflicts.includes("w")).toBe(true);
+  });
+
+  it("value_info differs from initializer", () => {
+    const model = newModel({ "": 17 });
+    const weight = model.graph.addInitializer(Tensor.fromArray("w", DataType.FLOAT, [4], Float32Array.of(1, 2, 3, 4)), true);
+    op(model.graph, "Relu", [weight]);
+    weight.type = tensorType(DataType.FLOAT, [2, 2]);
+
+    const report = inferShapes(model);
+
+    expect(report.conflicts).toEqual([{ graph: "test", value: "w", node: "", declared: "FLOAT[2,2]", inferred: "FLOAT[4]", detail: "declared FLOAT[2,2] but the initializer holds FLOAT[4]" }]);
+    expect(formatReport(report)).toMatch(/conflict: value "w": declared FLOAT\[2,2\]/);
+  });
+});
+
+describe("declared sizes", () => {
+  it("negative declared size unknown", () => {
+    // Some exporters write -1 for a size that is only known at run time.
+    const model = newModel();
+    const x = input(model.graph, "x", DataType.FLOAT, [-1, 4]);
+    const expand = op(model.graph, "Expand", [x, int64s(model.graph, "target", [1, 4])]);
+    const report = infer(model);
+    expect(typeOf(out(expand))).toBe("FLOAT[?,4]");
+    expect(report.failures).toEqual([]);
+  });
+});
+
+describe("rule errors", () => {
+  it("internal rule error recorded", () => {
+    const registry = new ShapeRuleRegistry();
+    registry.register({
+      opType: "Relu",
+      since: 1,
+      infer: () => {
+        throw new RangeError("Invalid array length");
+      },
+    });
+    const model = newModel({ "": 17 });
+    const relu = op(model.graph, "Relu", [input(model.graph, "x", DataType.FLOAT, [2])], { name: "relu" });
+
+    const report = inferShapes(model, { registry });
+
+    expect(report.failures.map((entry) => [entry.node, entry.value])).toEqual([["relu", out(relu).name]]);
+    expect(report.failures[0]?.message).toMatch(/internal error \(RangeError: Invalid array length\)/);
+    expect(report.untyped.map((entry) => entry.value)).toEqual([out(relu).name]);
   });
 });

@@ -245,3 +245,54 @@ export function expectAgreement(result: Comparison): void {
   expect(result.mismatches).toEqual([]);
   expect(result.compared).toBeGreaterThan(0);
 }
+
+/** Runs a copy of `model` in onnxruntime with every node output as a graph output and returns all values by name. */
+export async function runEveryValue(model: Model, feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+  const { file } = saveWithAllOutputs(model, makeTempDir("peftc-infer-"));
+  const session = await openSession(file);
+  try {
+    return (await session.run(feeds)) as Record<string, ort.Tensor>;
+  } finally {
+    await session.release();
+  }
+}
+
+/** Describes where a known size of `type` differs from an onnxruntime result; an unknown rank or dimension agrees with any. */
+function knownSizeMismatch(type: ValueType | undefined, actual: ort.Tensor, sizes: ReadonlyMap<string, number>): string | undefined {
+  if (type?.kind !== "tensor" || !type.shape) return undefined;
+  const summary = `inferred ${formatType(type)}, onnxruntime returned [${actual.dims.join(",")}]`;
+  if (type.shape.length !== actual.dims.length) return summary;
+  for (const [axis, dim] of type.shape.entries()) {
+    if (dim === null) continue;
+    const size = typeof dim === "number" ? dim : evaluateDimension(dim, sizes);
+    if (!Number.isInteger(size) || size < 0 || size !== actual.dims[axis]) return `axis ${axis}: ${summary}`;
+  }
+  return undefined;
+}
+
+/**
+ * Infers one model from `build` and runs another in onnxruntime, then lists
+ * each node output whose known sizes disagree with what onnxruntime
+ * returned. Unlike compareWithOnnxRuntime, unknown sizes pass: this checks
+ * that inference never guesses, where that checks that it is complete.
+ */
+export async function knownSizeDisagreements(build: () => Model, feeds: Record<string, ort.Tensor>, sizes: Record<string, number> = {}): Promise<string[]> {
+  const inferred = build();
+  inferShapes(inferred);
+  const results = await runEveryValue(build(), feeds);
+  const bound = new Map(Object.entries(sizes));
+  const found: string[] = [];
+  for (const node of inferred.graph.nodes) {
+    for (const output of node.outputs) {
+      const actual = results[output.name];
+      const problem = actual && knownSizeMismatch(output.type, actual, bound);
+      if (problem) found.push(`${output.name}: ${problem}`);
+    }
+  }
+  return found;
+}
+
+/** Returns a float32 tensor of zeros with the given dimensions. */
+export function zeros(dims: number[]): ort.Tensor {
+  return new ort.Tensor("float32", new Float32Array(dims.reduce((product, dim) => product * dim, 1)), dims);
+}

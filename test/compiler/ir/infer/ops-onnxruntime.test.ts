@@ -99,6 +99,38 @@ const CASES: Record<string, OpCase> = {
     }),
     options: { sizes: { batch: 3 } },
   },
+  "SkipLayerNormalization statistics": {
+    build: single(17, (g) => {
+      const x = input(g, "x", DataType.FLOAT, ["batch", "sequence", 4]);
+      const gamma = constant(g, "gamma", DataType.FLOAT, [4], [1, 1, 1, 1]);
+      const beta = constant(g, "beta", DataType.FLOAT, [4], [0, 0, 0, 0]);
+      op(g, "SkipLayerNormalization", [x, input(g, "skip", DataType.FLOAT, ["batch", "sequence", 4]), gamma, beta], { domain: "com.microsoft", outputs: 4 });
+      const rows = input(g, "rows", DataType.FLOAT, ["tokens", 4]);
+      op(g, "SkipSimplifiedLayerNormalization", [rows, input(g, "row_skip", DataType.FLOAT, ["tokens", 4]), gamma], { domain: "com.microsoft", outputs: 4 });
+    }),
+    options: { sizes: { batch: 2, sequence: 3, tokens: 5 } },
+  },
+  "Cast of known values": {
+    build: single(17, (g) => {
+      const integers = int64s(g, "integers", [300, -1, 2 ** 32 + 5, -129, 2049, 65537, 200]);
+      const floats = constant(g, "floats", DataType.FLOAT, [6], [300.7, -1.5, 1e10, NaN, Infinity, -0.5]);
+      const targets = [DataType.UINT8, DataType.INT8, DataType.INT16, DataType.UINT16, DataType.INT32, DataType.UINT32, DataType.INT64, DataType.UINT64, DataType.FLOAT16, DataType.BOOL];
+      for (const to of targets) {
+        op(g, "Cast", [integers], { attributes: [attr.int("to", to)] });
+        op(g, "Cast", [floats], { attributes: [attr.int("to", to)] });
+      }
+    }),
+  },
+  "Resize with keep_aspect_ratio_policy": {
+    build: single(18, (g) => {
+      const x = input(g, "x", DataType.FLOAT, [1, 1, 3, 7]);
+      for (const policy of ["stretch", "not_larger", "not_smaller"]) {
+        op(g, "Resize", [x, undefined, undefined, int64s(g, `sizes_${policy}`, [5, 5])], {
+          attributes: [attr.ints("axes", [2, 3]), attr.string("keep_aspect_ratio_policy", policy)],
+        });
+      }
+    }),
+  },
   "If with a condition known only at run time": {
     build: () => {
       const model = newModel({ "": 17 });

@@ -6,10 +6,10 @@ const noop = (): void => undefined;
 describe("ShapeRuleRegistry", () => {
   it("rejects a second rule for the same op and version", () => {
     const registry = new ShapeRuleRegistry();
-    registry.register({ opType: "Relu", infer: noop });
+    registry.register({ opType: "Relu", since: 1, infer: noop });
     let error: unknown;
     try {
-      registry.register({ opType: "Relu", domain: "ai.onnx", infer: noop });
+      registry.register({ opType: "Relu", domain: "ai.onnx", since: 1, infer: noop });
     } catch (caught) {
       error = caught;
     }
@@ -19,9 +19,9 @@ describe("ShapeRuleRegistry", () => {
 
   it("accepts rules for different versions and domains", () => {
     const registry = new ShapeRuleRegistry();
-    registry.register({ opType: "Squeeze", infer: noop });
+    registry.register({ opType: "Squeeze", since: 1, infer: noop });
     registry.register({ opType: "Squeeze", since: 13, infer: noop });
-    registry.register({ opType: "Squeeze", domain: "com.example", infer: noop });
+    registry.register({ opType: "Squeeze", domain: "com.example", since: 1, infer: noop });
     expect(registry.list()).toHaveLength(3);
   });
 
@@ -29,7 +29,7 @@ describe("ShapeRuleRegistry", () => {
     const registry = new ShapeRuleRegistry();
     const old = (): void => undefined;
     const current = (): void => undefined;
-    registry.register({ opType: "Squeeze", infer: old });
+    registry.register({ opType: "Squeeze", since: 1, infer: old });
     registry.register({ opType: "Squeeze", since: 13, infer: current });
     expect(registry.resolve("", "Squeeze", 11)?.infer).toBe(old);
     expect(registry.resolve("ai.onnx", "Squeeze", 13)?.infer).toBe(current);
@@ -55,5 +55,23 @@ describe("default registry", () => {
   ])("covers domain %j at opset %i", (domain, opset, names) => {
     const missing = names.split(" ").filter((opType) => !registry.resolve(domain, opType, opset));
     expect(missing).toEqual([]);
+  });
+});
+
+describe("first versions", () => {
+  const registry = createDefaultRegistry();
+
+  // Each operator with the opset that introduced it in the default domain.
+  it.each([
+    ["Trilu", 14], ["Mish", 18], ["HardSwish", 14], ["Celu", 12], ["ThresholdedRelu", 10], ["Mod", 10], ["IsInf", 10], ["Where", 9],
+    ["Range", 11], ["CastLike", 15], ["Expand", 8], ["Einsum", 12], ["LessOrEqual", 12], ["BitwiseAnd", 18], ["Gelu", 20], ["Cast", 6],
+  ])("%s starts at opset %i", (opType, since) => {
+    expect(registry.resolve("", opType, since - 1)).toBeUndefined();
+    expect(registry.resolve("", opType, since)).toBeDefined();
+  });
+
+  it("rejects opset 0", () => {
+    const empty = new ShapeRuleRegistry();
+    expect(() => empty.register({ opType: "Relu", since: 0, infer: noop })).toThrow(/not a positive integer/);
   });
 });

@@ -98,4 +98,21 @@ describe("onnxruntime attention operators", () => {
     // The cache grows to total_sequence_length unless the past buffer is longer (shared buffers).
     expect(node.outputs.map(typeOf)).toEqual(["FLOAT16[batch,sequence,64]", "FLOAT16[batch,2,max(past,total),16]", "FLOAT16[batch,2,max(past,total),16]"]);
   });
+
+  it("negative total_sequence_length reported", () => {
+    const model = newModel({ "": 21, "com.microsoft": 1 });
+    const g = model.graph;
+    const q = input(g, "q", DataType.FLOAT16, ["batch", "sequence", 64]);
+    const kv = input(g, "kv", DataType.FLOAT16, ["batch", "sequence", 32]);
+    const seqlens = input(g, "seqlens", DataType.INT32, ["batch"]);
+    const total = int64s(g, "total", [-3], []);
+    op(g, "GroupQueryAttention", [q, kv, kv, undefined, undefined, seqlens, total], {
+      ...microsoft,
+      outputs: 3,
+      name: "gqa",
+      attributes: [attr.int("num_heads", 4), attr.int("kv_num_heads", 2)],
+    });
+    const report = infer(model);
+    expect(report.failures.map((failure) => failure.node)).toEqual(["gqa"]);
+  });
 });

@@ -73,4 +73,13 @@ describe("Split", () => {
     const report = infer(model);
     expect(report.failures[0]?.message).toMatch(/bad_split.*\[3, 3\] do not add up to the axis size 10/);
   });
+
+  it("split negative sizes reported", () => {
+    const model = newModel({ "": 13 });
+    const x = input(model.graph, "x", DataType.FLOAT, [4]);
+    const node = op(model.graph, "Split", [x, int64s(model.graph, "sizes", [-1, 5])], { outputs: 2, name: "split" });
+    const report = infer(model);
+    expect(report.failures.map((failure) => failure.node)).toEqual(["split"]);
+    expect(node.outputs.map((output) => output.type)).toEqual([undefined, undefined]);
+  });
 });

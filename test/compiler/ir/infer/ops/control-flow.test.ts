@@ -57,6 +57,21 @@ describe("Loop", () => {
   });
 });
 
+describe("Loop trip count", () => {
+  it("negative trip count unknown", () => {
+    const model = newModel();
+    const start = input(model.graph, "start", DataType.FLOAT, [1, 4]);
+    const node = op(model.graph, "Loop", [int64s(model.graph, "trips", [-2], []), undefined, start], { outputs: 2 });
+    const body = subgraph(model, node, "body");
+    body.inputs.push(body.createValue("iteration", tensorType(DataType.INT64, [])), body.createValue("keep_going", tensorType(DataType.BOOL, [])), body.createValue("carried"));
+    body.addOutput(body.inputs[1]);
+    body.addOutput(body.inputs[2]);
+    body.addOutput(out(op(body, "Relu", [body.inputs[2]])));
+    infer(model);
+    expect(typeOf(out(node, 1))).toBe("FLOAT[?,1,4]");
+  });
+});
+
 describe("Scan", () => {
   it("slices scan inputs and stacks scan outputs", () => {
     const model = newModel();

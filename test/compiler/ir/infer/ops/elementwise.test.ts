@@ -1,4 +1,9 @@
+import { inferShapes } from "../../../../../compiler/ir/infer";
+import { Model } from "../../../../../compiler/ir/model";
+import { formatType } from "../../../../../compiler/ir/types";
+import { removeTempDirs } from "../../../../helpers/temp";
 import { DataType, attr, constant, infer, input, int64s, newModel, op, out, typeOf } from "../build";
+import { knownSizeDisagreements, runEveryValue, zeros } from "../onnxruntime-comparison";
 
 describe("elementwise rules", () => {
   it("broadcasts symbolic shapes for Add", () => {
@@ -109,5 +114,63 @@ describe("elementwise rules", () => {
     const expanded = op(model.graph, "Expand", [input(model.graph, "y", DataType.FLOAT, [1, 1]), out(chosen)]);
     infer(model);
     expect(typeOf(out(expanded))).toBe("FLOAT[batch,4]");
+  });
+});
+
+describe("element types", () => {
+  afterAll(removeTempDirs);
+
+  it("unknown size broadcasts unknown", async () => {
+    // [1] + [?] has the unknown size, which is 5 at run time here, not 1.
+    const build = (): Model => {
+      const model = newModel({ "": 17 });
+      op(model.graph, "Add", [input(model.graph, "x", DataType.FLOAT, [1]), input(model.graph, "y", DataType.FLOAT, [null])]);
+      return model;
+    };
+    expect(await knownSizeDisagreements(build, { x: zeros([1]), y: zeros([5]) })).toEqual([]);
+  });
+
+  it("dropout mask type at opset 9", async () => {
+    // Dropout-7 returns a mask of the input's type, and bool masks start at Dropout-10.
+    const build = (): Model => {
+      const model = newModel({ "": 9 });
+      op(model.graph, "Dropout", [input(model.graph, "x", DataType.FLOAT, [3, 3])], { outputs: 2 });
+      return model;
+    };
+    const inferred = build();
+    inferShapes(inferred);
+    const mask = inferred.graph.nodes[0].outputs[1];
+    const results = await runEveryValue(build(), { x: zeros([3, 3]) });
+
+    expect(results[mask.name].type).toBe("float32");
+    expect(formatType(mask.type)).toBe("FLOAT[3,3]");
+  });
+});
+
+describe("operators outside their opset", () => {
+  // onnxruntime 1.31 rejects these models because Trilu starts at opset 14 and Mish at 18.
+  const cases: [string, number][] = [
+    ["Trilu", 13],
+    ["Mish", 17],
+  ];
+
+  it.each(cases)("%s at opset %i unsupported", (opType, opset) => {
+    const model = newModel({ "": opset });
+    op(model.graph, opType, [input(model.graph, "x", DataType.FLOAT, [3, 3])]);
+
+    const report = inferShapes(model);
+
+    expect(report.unsupported.map((entry) => entry.opType)).toEqual([opType]);
+  });
+
+  it.each([
+    ["Trilu", 14],
+    ["Mish", 18],
+  ])("%s at opset %i typed", (opType, opset) => {
+    const model = newModel({ "": opset });
+    const node = op(model.graph, opType, [input(model.graph, "x", DataType.FLOAT, [3, 3])]);
+    const report = inferShapes(model);
+    expect(report.unsupported).toEqual([]);
+    expect(typeOf(out(node))).toBe("FLOAT[3,3]");
   });
 });

@@ -1,6 +1,7 @@
+import { inferShapes } from "../../../../../compiler/ir/infer";
 import { DataType, attr, constant, infer, input, int64s, newModel, op, out, typeOf } from "../build";
 
-describe("Expand, Tile, Pad and Resize", () => {
+describe("Expand, Tile and Pad", () => {
   it("expands to a shape read from another tensor", () => {
     const model = newModel();
     const positions = input(model.graph, "positions", DataType.INT64, [1, "sequence"]);
@@ -39,14 +40,38 @@ describe("Expand, Tile, Pad and Resize", () => {
     expect(typeOf(out(padNew))).toBe("FLOAT[n+4,4,11]");
   });
 
-  it("resizes with scales and with sizes", () => {
-    const model = newModel({ "": 13 });
-    const x = input(model.graph, "x", DataType.FLOAT, [1, 3, 8, 8]);
-    const scales = constant(model.graph, "scales", DataType.FLOAT, [4], [1, 1, 2, 0.5]);
-    const byScale = op(model.graph, "Resize", [x, undefined, scales]);
-    const bySize = op(model.graph, "Resize", [x, undefined, undefined, int64s(model.graph, "sizes", [1, 3, 5, 7])]);
-    infer(model);
-    expect(typeOf(out(byScale))).toBe("FLOAT[1,3,16,4]");
-    expect(typeOf(out(bySize))).toBe("FLOAT[1,3,5,7]");
+  it("expand negative target reported", () => {
+    const model = newModel({ "": 17 });
+    const x = input(model.graph, "x", DataType.FLOAT, [1]);
+    op(model.graph, "Expand", [x, int64s(model.graph, "target", [-1])]);
+
+    let report: ReturnType<typeof inferShapes> | undefined;
+    expect(() => (report = inferShapes(model))).not.toThrow();
+    expect(report?.failures).toHaveLength(1);
+  });
+
+  // Target shapes and repeats computed at run time can hold any number in a broken graph.
+  it.each([
+    ["Expand", "fractional", [2.5]],
+    ["Expand", "NaN", [NaN]],
+    ["Expand", "infinite", [Infinity]],
+    ["Tile", "negative", [-2]],
+    ["Tile", "fractional", [1.5]],
+  ])("%s %s values reported", (opType, _name, values) => {
+    const model = newModel({ "": 17 });
+    const x = input(model.graph, "x", DataType.FLOAT, [1]);
+    const node = op(model.graph, opType, [x, constant(model.graph, "values", DataType.DOUBLE, [1], values)], { name: "broken" });
+    const report = infer(model);
+    expect(report.failures.map((failure) => failure.node)).toEqual(["broken"]);
+    expect(report.failures[0]?.message).toMatch(/has the value/);
+    expect(out(node).type).toBeUndefined();
+  });
+
+  it("pads removing too much reported", () => {
+    const model = newModel({ "": 17 });
+    const x = input(model.graph, "x", DataType.FLOAT, [2, 3]);
+    op(model.graph, "Pad", [x, int64s(model.graph, "pads", [0, -3, 0, -1])], { name: "crop" });
+    const report = infer(model);
+    expect(report.failures.map((failure) => failure.node)).toEqual(["crop"]);
   });
 });

@@ -1,4 +1,4 @@
-import { DataType, attr, infer, input, int64s, newModel, op, out, typeOf } from "../build";
+import { DataType, attr, constant, infer, input, int64s, newModel, op, out, typeOf } from "../build";
 
 describe("indexing rules", () => {
   it("gathers embeddings for token ids", () => {
@@ -53,5 +53,13 @@ describe("indexing rules", () => {
     const report = infer(model);
     expect(typeOf(out(nonZero))).toBe("INT64[2,?]");
     expect(report.incomplete).toHaveLength(1);
+  });
+
+  it("fractional shape index reported", () => {
+    const model = newModel({ "": 17 });
+    const shape = op(model.graph, "Shape", [input(model.graph, "x", DataType.FLOAT, ["batch", 4])]);
+    op(model.graph, "Gather", [out(shape), constant(model.graph, "index", DataType.DOUBLE, [], [0.5])], { name: "gather" });
+    const report = infer(model);
+    expect(report.failures.map((failure) => failure.node)).toEqual(["gather"]);
   });
 });

@@ -49,4 +49,23 @@ describe("reduction rules", () => {
     expect(typeOf(out(argmax))).toBe("INT64[batch,sequence]");
     expect(topk.outputs.map(typeOf)).toEqual(["FLOAT[batch,sequence,5]", "INT64[batch,sequence,5]"]);
   });
+
+  it.each([
+    ["negative", -1],
+    ["larger than the axis", 7],
+  ])("TopK %s k reported", (_name, k) => {
+    const model = newModel({ "": 17 });
+    const x = input(model.graph, "x", DataType.FLOAT, [2, 6]);
+    op(model.graph, "TopK", [x, int64s(model.graph, "k", [k])], { outputs: 2, name: "top" });
+    const report = infer(model);
+    expect(report.failures.map((failure) => failure.node)).toEqual(["top"]);
+  });
+
+  it("empty axes input reduces all", () => {
+    const model = newModel({ "": 18 });
+    const x = input(model.graph, "x", DataType.FLOAT, ["batch", 6]);
+    const mean = op(model.graph, "ReduceMean", [x, input(model.graph, "axes", DataType.INT64, [0])], { attributes: [attr.int("keepdims", 0)] });
+    infer(model);
+    expect(typeOf(out(mean))).toBe("FLOAT[]");
+  });
 });

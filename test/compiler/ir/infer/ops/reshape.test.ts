@@ -1,6 +1,9 @@
 import { Graph } from "../../../../../compiler/ir/graph";
 import { Value } from "../../../../../compiler/ir/value";
-import { DataType, attr, infer, input, int64s, newModel, op, out, typeOf } from "../build";
+import { Model } from "../../../../../compiler/ir/model";
+import { removeTempDirs } from "../../../../helpers/temp";
+import { DataType, attr, constant, infer, input, int64s, newModel, op, out, typeOf } from "../build";
+import { knownSizeDisagreements, zeros } from "../onnxruntime-comparison";
 
 /** Builds Unsqueeze(Gather(Shape(x), index), 0): one axis size as a 1-D tensor, the exporter way. */
 function axisSize(graph: Graph, x: Value, index: number): Value {
@@ -118,5 +121,52 @@ describe("Reshape and friends", () => {
     const reshape = op(model.graph, "Reshape", [x, out(target)]);
     infer(model);
     expect(typeOf(out(reshape))).toBe("FLOAT[7*batch,8]");
+  });
+
+  it("reshape fractional target reported", () => {
+    const model = newModel({ "": 17 });
+    const x = input(model.graph, "x", DataType.FLOAT, [2, 3]);
+    op(model.graph, "Reshape", [x, constant(model.graph, "target", DataType.DOUBLE, [2], [1.5, 4])], { name: "reshape" });
+    const report = infer(model);
+    expect(report.failures.map((failure) => failure.node)).toEqual(["reshape"]);
+  });
+});
+
+describe("Squeeze with empty axes", () => {
+  afterAll(removeTempDirs);
+
+  // onnxruntime 1.31 treats empty axes like absent axes and removes every size-1 axis.
+  const cases: [string, number][] = [
+    ["axes input", 13],
+    ["axes attribute", 11],
+  ];
+
+  it.each(cases)("squeeze empty %s", async (_name, opset) => {
+    const build = (): Model => {
+      const model = newModel({ "": opset });
+      const x = input(model.graph, "x", DataType.FLOAT, [1, 3, 1]);
+      if (opset >= 13) op(model.graph, "Squeeze", [x, int64s(model.graph, "axes", [], [0])]);
+      else op(model.graph, "Squeeze", [x], { attributes: [attr.ints("axes", [])] });
+      return model;
+    };
+    expect(await knownSizeDisagreements(build, { x: zeros([1, 3, 1]) }, {})).toEqual([]);
+  });
+
+  it("squeeze empty axes known", () => {
+    const model = newModel({ "": 13 });
+    const x = input(model.graph, "x", DataType.FLOAT, [1, 3, 1]);
+    const squeeze = op(model.graph, "Squeeze", [x, input(model.graph, "axes", DataType.INT64, [0])]);
+    infer(model);
+    expect(typeOf(out(squeeze))).toBe("FLOAT[3]");
+  });
+
+  it("squeeze empty symbolic rank unknown", () => {
+    // "batch" may be 1 at run time, so the rank of the result is not known.
+    const model = newModel({ "": 13 });
+    const x = input(model.graph, "x", DataType.FLOAT, ["batch", 1, 4]);
+    const squeeze = op(model.graph, "Squeeze", [x, int64s(model.graph, "axes", [], [0])]);
+    const report = infer(model);
+    expect(typeOf(out(squeeze))).toBe("FLOAT[?]");
+    expect(report.incomplete.map((entry) => entry.value)).toEqual([out(squeeze).name]);
   });
 });

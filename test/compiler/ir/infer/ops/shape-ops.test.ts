@@ -1,6 +1,6 @@
 import { AttributeType } from "../../../../../compiler/ir/attribute";
 import { Tensor } from "../../../../../compiler/onnx/tensor";
-import { DataType, attr, infer, input, int64s, newModel, op, out, typeOf } from "../build";
+import { DataType, attr, constant, infer, input, int64s, newModel, op, out, typeOf } from "../build";
 
 describe("shape-building rules", () => {
   it("reads part of a shape with Shape's start and end (opset 15)", () => {
@@ -62,5 +62,39 @@ describe("shape-building rules", () => {
     infer(model);
     expect(typeOf(out(positions))).toBe("INT64[sequence]");
     expect(typeOf(out(stepped))).toBe("INT64[4]");
+  });
+
+  it.each([
+    ["NaN limit", 0, NaN, 1],
+    ["infinite limit", 0, Infinity, 1],
+    ["zero delta", 0, 5, 0],
+  ])("Range %s reported", (_name, start, limit, delta) => {
+    const model = newModel({ "": 17 });
+    const scalar = (name: string, value: number) => constant(model.graph, name, DataType.FLOAT, [], [value]);
+    const range = op(model.graph, "Range", [scalar("start", start), scalar("limit", limit), scalar("delta", delta)], { name: "range" });
+    const report = infer(model);
+    expect(report.failures.map((failure) => failure.node)).toEqual(["range"]);
+    expect(out(range).type).toBeUndefined();
+  });
+
+  it("Range steps in float32", () => {
+    const model = newModel({ "": 17 });
+    const scalar = (name: string, value: number) => constant(model.graph, name, DataType.FLOAT, [], [value]);
+    const range = op(model.graph, "Range", [scalar("start", 0), scalar("limit", 2.5), scalar("delta", 0.7)]);
+    const report = infer(model);
+    expect(typeOf(out(range))).toBe("FLOAT[4]");
+    // onnxruntime adds the float32 delta step by step: 0.7f + 0.7f + 0.7f rounds to 2.0999999046325684.
+    expect(report.inferred.find((entry) => entry.value === out(range).name)?.values).toEqual([0, Math.fround(0.7), Math.fround(1.4), Math.fround(Math.fround(1.4) + Math.fround(0.7))]);
+  });
+
+  it.each([
+    ["negative", [-1]],
+    ["fractional", [2.5]],
+    ["NaN", [NaN]],
+  ])("ConstantOfShape %s shape reported", (_name, values) => {
+    const model = newModel({ "": 17 });
+    op(model.graph, "ConstantOfShape", [constant(model.graph, "shape", DataType.DOUBLE, [1], values)], { name: "fill" });
+    const report = infer(model);
+    expect(report.failures.map((failure) => failure.node)).toEqual(["fill"]);
   });
 });

@@ -1,4 +1,9 @@
+import { inferShapes } from "../../../../../compiler/ir/infer";
+import { Model } from "../../../../../compiler/ir/model";
+import { tensorType } from "../../../../../compiler/ir/types";
+import { removeTempDirs } from "../../../../helpers/temp";
 import { DataType, attr, infer, input, int64s, newModel, op, out, typeOf } from "../build";
+import { knownSizeDisagreements, zeros } from "../onnxruntime-comparison";
 
 describe("Slice", () => {
   it("reads starts and ends from attributes before opset 10", () => {
@@ -22,7 +27,8 @@ describe("Slice", () => {
     const x = input(model.graph, "x", DataType.FLOAT, ["batch", "sequence", 64]);
     const slice = op(model.graph, "Slice", [x, int64s(model.graph, "starts", [1]), int64s(model.graph, "ends", [2 ** 62]), int64s(model.graph, "axes", [1])]);
     infer(model);
-    expect(typeOf(out(slice))).toBe("FLOAT[batch,sequence-1,64]");
+    // x[1:] is empty, not -1 long, when the sequence is empty.
+    expect(typeOf(out(slice))).toBe("FLOAT[batch,max(0,sequence-1),64]");
   });
 
   it("slices between bounds read from shapes", () => {
@@ -57,5 +63,72 @@ describe("Slice", () => {
     const slice = op(model.graph, "Slice", [x, input(model.graph, "starts", DataType.INT64, [1]), input(model.graph, "ends", DataType.INT64, [1]), int64s(model.graph, "axes", [1])]);
     infer(model);
     expect(typeOf(out(slice))).toBe("FLOAT[batch,?]");
+  });
+});
+
+describe("Slice on a symbolic axis", () => {
+  afterAll(removeTempDirs);
+
+  // The axis "seq" is 2 at run time, shorter than the constant bounds.
+  const cases: [string, number, number][] = [
+    ["end 1000", 0, 1000],
+    ["start -4", -4, 2 ** 62],
+    ["start 3", 3, 2 ** 62],
+  ];
+
+  it.each(cases)("slice %s", async (_name, start, end) => {
+    const build = (): Model => {
+      const model = newModel({ "": 17 });
+      const x = input(model.graph, "x", DataType.FLOAT, ["seq", 6]);
+      op(model.graph, "Slice", [x, int64s(model.graph, "starts", [start]), int64s(model.graph, "ends", [end]), int64s(model.graph, "axes", [0])]);
+      return model;
+    };
+    expect(await knownSizeDisagreements(build, { x: zeros([2, 6]) }, { seq: 2 })).toEqual([]);
+  });
+
+  it("slice keeps declared output dim", () => {
+    const model = newModel({ "": 17 });
+    const x = input(model.graph, "x", DataType.FLOAT, ["seq", 6]);
+    const sliced = out(op(model.graph, "Slice", [x, int64s(model.graph, "starts", [0]), int64s(model.graph, "ends", [1000]), int64s(model.graph, "axes", [0])]));
+    sliced.type = tensorType(DataType.FLOAT, ["seq", 6]);
+    model.graph.addOutput(sliced);
+
+    const report = inferShapes(model);
+
+    // x[0:1000] has seq rows whenever seq <= 1000, so the declared name is right and 1000 is a guess.
+    const replaced = sliced.type?.kind === "tensor" && sliced.type.shape?.[0] === 1000;
+    expect({ replaced, conflicts: report.conflicts.length }).not.toEqual({ replaced: true, conflicts: 0 });
+  });
+
+  it("names clamped lengths", () => {
+    const model = newModel({ "": 17 });
+    const x = input(model.graph, "x", DataType.FLOAT, ["seq"]);
+    const bounds = [[0, 1000], [-4, 2 ** 62], [3, 2 ** 62], [1, -1], [-5, -2]];
+    const values = bounds.map(([start, end], i) => out(op(model.graph, "Slice", [x, int64s(model.graph, `start_${i}`, [start]), int64s(model.graph, `end_${i}`, [end])])));
+    infer(model);
+    expect(values.map(typeOf)).toEqual(["FLOAT[min(1000,seq)]", "FLOAT[min(4,seq)]", "FLOAT[max(0,seq-3)]", "FLOAT[max(0,seq-2)]", "FLOAT[min(3,max(0,seq-2))]"]);
+  });
+
+  // Constant bounds (start, end, step) on an axis of every length from 0 to 9.
+  const bounds: [number, number, number][] = [
+    [0, 1000, 1], [-4, 2 ** 62, 1], [3, 2 ** 62, 1], [1, -1, 1], [-3, 5, 1], [-5, -2, 1], [2, 6, 1], [0, -1, 1],
+    [-1, 2 ** 62, 1], [1, 2 ** 62, 2], [-4, 2 ** 62, 3], [2, 7, 2], [-6, 3, 2], [4, 2, 1], [-(2 ** 62), 3, 1], [0, -(2 ** 62), 1],
+  ];
+
+  it.each([0, 1, 2, 3, 5, 9])("constant bounds at seq %i", async (length) => {
+    const build = (): Model => {
+      const model = newModel({ "": 17 });
+      const x = input(model.graph, "x", DataType.FLOAT, ["seq", 2]);
+      bounds.forEach(([start, end, step], i) => {
+        const inputs = [x, int64s(model.graph, `starts_${i}`, [start]), int64s(model.graph, `ends_${i}`, [end]), int64s(model.graph, `axes_${i}`, [0]), int64s(model.graph, `steps_${i}`, [step])];
+        op(model.graph, "Slice", inputs);
+      });
+      return model;
+    };
+    const inferred = build();
+    inferShapes(inferred);
+    const lengths = inferred.graph.nodes.map((node) => (node.outputs[0].type?.kind === "tensor" ? node.outputs[0].type.shape?.[0] : undefined));
+    expect(lengths.filter((length) => length === null || length === undefined)).toEqual([]);
+    expect(await knownSizeDisagreements(build, { x: zeros([length, 2]) }, { seq: length })).toEqual([]);
   });
 });
