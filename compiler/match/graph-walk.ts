@@ -1,0 +1,82 @@
+import { isFloatType } from "../onnx/dtype";
+import type { Graph } from "../ir/graph";
+import type { Node } from "../ir/node";
+import { topologicalOrder } from "../ir/topological-sort";
+import { forEachGraph } from "../ir/traverse";
+import type { Value } from "../ir/value";
+import type { Parameter } from "./module";
+
+/** Ops that move or reshape data without computing on it. */
+export const LAYOUT_OPS = new Set(["Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Cast", "Flatten", "Expand", "Split", "Slice", "Concat", "Gather"]);
+
+/** Returns `value` as a parameter when it is a float initializer that no graph input overrides. */
+export function floatParameter(value: Value | undefined): Parameter | undefined {
+  if (!value || !value.isConstant) return undefined;
+  const tensor = value.initializer!;
+  if (!isFloatType(tensor.dtype)) return undefined;
+  return { value, shape: [...tensor.dims] };
+}
+
+export function elementCount(shape: readonly number[]): number {
+  return shape.reduce((product, dim) => product * dim, 1);
+}
+
+/** Returns the only node reading `value`, or undefined when it has zero or several readers or is a graph output. */
+export function soleUse(value: Value): Node | undefined {
+  if (value.uses.length !== 1 || value.graph.isReturned(value)) return undefined;
+  return value.uses[0].node;
+}
+
+/** Returns the input of a two-input node that is not `from`. */
+export function otherInput(node: Node, from: Value): Value | undefined {
+  const [a, b] = node.inputs;
+  if (a === from) return b;
+  if (b === from) return a;
+  return undefined;
+}
+
+/** Returns every graph of the model in a fixed order: the main graph, then subgraphs depth first. */
+export function allGraphs(root: Graph): Graph[] {
+  const graphs: Graph[] = [];
+  forEachGraph(root, (graph) => graphs.push(graph));
+  return graphs;
+}
+
+/**
+ * Numbers every node of every graph in topological order; subgraph nodes come
+ * after the main graph. Exporters do not always sort their node lists, so
+ * file order cannot stand for the order along the residual stream.
+ */
+export function orderNodes(root: Graph): Map<Node, number> {
+  const position = new Map<Node, number>();
+  for (const graph of allGraphs(root)) for (const node of topologicalOrder(graph)) position.set(node, position.size);
+  return position;
+}
+
+/**
+ * Walks from `start` along node outputs (forward) or node inputs (backward),
+ * visiting each node once and never entering a node for which `stop` returns
+ * true. Returns the stopping nodes that were reached, and at most `limit` nodes are visited.
+ */
+export function reachStops(start: Value, direction: "forward" | "backward", stop: (node: Node) => boolean, limit = 200): Node[] {
+  const reached: Node[] = [];
+  const seen = new Set<Node>();
+  const queue: Value[] = [start];
+  while (queue.length > 0 && seen.size < limit) {
+    const value = queue.shift()!;
+    let next: Node[] = [];
+    if (direction === "forward") next = value.uses.map((use) => use.node);
+    else if (value.producer) next = [value.producer];
+    for (const node of next) {
+      if (seen.has(node)) continue;
+      seen.add(node);
+      if (stop(node)) {
+        reached.push(node);
+        continue;
+      }
+      const values = direction === "forward" ? node.outputs : node.inputs;
+      for (const each of values) if (each) queue.push(each);
+    }
+  }
+  return reached;
+}

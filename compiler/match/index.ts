@@ -1,0 +1,4 @@
+export { discoverModules, type Discovery } from "./discover";
+export { discoveryToJson, type DiscoveryJson, type ModuleJson } from "./json";
+export type { DiscoveredModule, MatchedModule, Role, NamingSource, Unrecognised, WeightLayout } from "./module";
+export { NAME_PATTERNS, layerIndexOf, nameSegments } from "./name-patterns";

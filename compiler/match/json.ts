@@ -1,0 +1,65 @@
+import type { Discovery } from "./discover";
+import type { DiscoveredModule } from "./module";
+
+/** One module as plain JSON: names and numbers only, no graph references. */
+export interface ModuleJson {
+  path: string;
+  role: string | null;
+  kind: string;
+  form: string;
+  layer: number | null;
+  originalName: string;
+  roleFrom: string | null;
+  layerFrom: string | null;
+  weight: string | null;
+  weightShape: number[] | null;
+  layout: string | null;
+  inFeatures: number | null;
+  outFeatures: number | null;
+  bias: string | null;
+  parameterCount: number;
+  tiedTo: string | null;
+}
+
+export interface DiscoveryJson {
+  modules: ModuleJson[];
+  unrecognised: { kind: string; name: string; reason: string }[];
+}
+
+/** Compares by UTF-16 code units, which unlike localeCompare does not depend on the host's locale. */
+function compareCodeUnits(a: string, b: string): number {
+  if (a === b) return 0;
+  return a < b ? -1 : 1;
+}
+
+function moduleToJson(module: DiscoveredModule): ModuleJson {
+  return {
+    path: module.path,
+    role: module.role,
+    kind: module.kind,
+    form: module.form,
+    layer: module.layer,
+    originalName: module.originalName,
+    roleFrom: module.roleFrom,
+    layerFrom: module.layerFrom,
+    weight: module.weight?.value.name ?? null,
+    weightShape: module.weight?.shape ?? null,
+    layout: module.layout ?? null,
+    inFeatures: module.inFeatures ?? null,
+    outFeatures: module.outFeatures ?? null,
+    bias: module.bias?.value.name ?? null,
+    parameterCount: module.parameterCount,
+    tiedTo: module.tiedTo ?? null,
+  };
+}
+
+/**
+ * Converts a discovery to plain JSON with a fixed key order. Modules keep the
+ * topological order of the graph and unrecognised entries are sorted by name,
+ * so the same model always gives the same text.
+ */
+export function discoveryToJson(discovery: Discovery): DiscoveryJson {
+  const unrecognised = discovery.unrecognised.map(({ kind, name, reason }) => ({ kind, name, reason }));
+  unrecognised.sort((a, b) => compareCodeUnits(a.name, b.name) || compareCodeUnits(a.kind, b.kind));
+  return { modules: discovery.modules.map(moduleToJson), unrecognised };
+}
