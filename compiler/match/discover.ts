@@ -7,7 +7,11 @@ import { isMatch, matchLinear } from "./linear";
 import type { DiscoveredModule, MatchedModule, Unrecognised } from "./module";
 import { type NameReading, candidateNames, readNames } from "./naming";
 import { matchDecomposedNorm, matchFusedNorm } from "./norm";
+import { matchPackedAttention } from "./packed-attention";
 import { placeModules } from "./placement";
+import { type AttentionBlock, describeAttention } from "./attention";
+import { ModuleIndex, attentionFunctions, findAttention } from "./structure";
+import { inferShapes } from "../ir/infer";
 
 /** Path leaves of the norm slots that sit outside the layers. */
 const PATH_LEAVES: Record<string, string> = { final_norm: "norm", embed_norm: "embed.norm", head_norm: "head.norm" };
@@ -16,6 +20,8 @@ const PATH_LEAVES: Record<string, string> = { final_norm: "norm", embed_norm: "e
 export interface Discovery {
   modules: DiscoveredModule[];
   unrecognised: Unrecognised[];
+  /** Attention blocks in graph order, with head counts, rotary embedding and fused QKV layout. */
+  attention: AttentionBlock[];
 }
 
 /** Runs every matcher on every node of the model, its subgraphs included. Each node joins at most one module. */
@@ -26,7 +32,7 @@ export function matchAll(model: Model, order: Map<Node, number>): MatchedModule[
   nodes.sort((a, b) => order.get(a)! - order.get(b)!);
   for (const node of nodes) {
     if (claimed.has(node)) continue;
-    const candidates = [matchLinear(node), matchEmbedding(node), matchFusedNorm(node), matchDecomposedNorm(node)].filter(isMatch);
+    const candidates = [matchLinear(node), matchPackedAttention(node), matchEmbedding(node), matchFusedNorm(node), matchDecomposedNorm(node)].filter(isMatch);
     candidates.push(...matchFusedEmbeddings(node));
     for (const module of candidates) {
       if (module.nodes.some((each) => each !== node && claimed.has(each))) continue;
@@ -38,11 +44,14 @@ export function matchAll(model: Model, order: Map<Node, number>): MatchedModule[
 }
 
 /**
- * Finds the linear layers, embeddings and norms of `model`, and gives each a
- * canonical path and role from the names the exporter kept, or from the
- * structure of the graph where names are missing.
+ * Finds the linear layers, embeddings, norms and attention blocks of `model`,
+ * and gives each module a canonical path and role from the names the exporter
+ * kept, or from the structure of the graph where names are missing. Runs
+ * shape inference first, which refines the value types of `model` in place,
+ * because head counts are read from inferred shapes.
  */
 export function discoverModules(model: Model): Discovery {
+  inferShapes(model);
   const order = orderNodes(model.graph);
   const matched = matchAll(model, order);
   // A weight read by two modules of the same kind (the norm weights that
@@ -56,10 +65,12 @@ export function discoverModules(model: Model): Discovery {
   const readings = new Map<MatchedModule, NameReading>();
   for (const module of matched) readings.set(module, readNames(module, candidateNames(module, isShared)));
 
-  const placed = placeModules(matched, readings, order);
+  const functions = attentionFunctions(model);
+  const placed = placeModules(matched, readings, order, functions);
   const modules: DiscoveredModule[] = [];
   const unrecognised: Unrecognised[] = [];
   const leaves: string[] = [];
+  const discovered = new Map<MatchedModule, DiscoveredModule>();
   for (const module of matched) {
     const placement = placed.get(module)!;
     if (module.kind === "norm" && !module.weight) {
@@ -71,7 +82,7 @@ export function discoverModules(model: Model): Discovery {
       continue;
     }
     const reading = readings.get(module)!;
-    modules.push({
+    const named: DiscoveredModule = {
       ...module,
       path: "",
       role: placement.role,
@@ -80,13 +91,21 @@ export function discoverModules(model: Model): Discovery {
       roleFrom: placement.roleFrom,
       layerFrom: placement.layerFrom,
       parameterCount: (module.weight ? elementCount(module.weight.shape) : 0) + (module.bias ? elementCount(module.bias.shape) : 0),
-    });
+    };
+    modules.push(named);
+    discovered.set(module, named);
     leaves.push(PATH_LEAVES[placement.slot ?? ""] ?? placement.slot ?? placement.role);
   }
   assignPaths(modules, leaves);
   markTies(modules);
   unrecognised.push(...unclaimedInitializers(model, modules));
-  return { modules, unrecognised };
+  const index = new ModuleIndex(matched);
+  const attention = describeAttention(findAttention([...order.keys()], index, functions), index, discovered);
+  for (const block of attention) {
+    const fused = block.qkvLayout ? modules.find((module) => module.path === block.q[0]) : undefined;
+    if (fused) fused.qkvLayout = block.qkvLayout!;
+  }
+  return { modules, unrecognised, attention };
 }
 
 /** Returns the node's name, or its op and first output for an unnamed node. */
@@ -120,7 +139,7 @@ function markTies(modules: DiscoveredModule[]): void {
 /** Explains why no module records an initializer, from the ops and inputs that read it. */
 function leftoverReason(value: Value): string {
   const readers = [...new Set(value.uses.map((use) => `${use.node.qualifiedOpType} input ${use.index}`))].sort();
-  if (value.uses.some((use) => use.node.qualifiedOpType === "com.microsoft::Attention")) return "packed QKV weight or bias of com.microsoft::Attention; fused attention ops are not matched yet";
+  if (value.uses.some((use) => use.node.qualifiedOpType === "com.microsoft::Attention")) return "input of com.microsoft::Attention that is not a 2-D packed QKV weight or its matching bias";
   if (readers.length === 0) return "not read by any node";
   return `read by ${readers.join(", ")}, and no matched module records it`;
 }

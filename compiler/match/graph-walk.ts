@@ -1,4 +1,6 @@
-import { isFloatType } from "../onnx/dtype";
+import { DataType, isFloatType } from "../onnx/dtype";
+import { AttributeType } from "../ir/attribute";
+import type { Dim } from "../ir/types";
 import type { Graph } from "../ir/graph";
 import type { Node } from "../ir/node";
 import { topologicalOrder } from "../ir/topological-sort";
@@ -79,4 +81,47 @@ export function reachStops(start: Value, direction: "forward" | "backward", stop
     }
   }
   return reached;
+}
+
+/** Returns the shape of `value`: an initializer's dims, or the type shape that the graph declares or shape inference set. */
+export function shapeOf(value: Value | undefined): Dim[] | undefined {
+  if (!value) return undefined;
+  if (value.initializer) return [...value.initializer.dims];
+  return value.type?.kind === "tensor" ? value.type.shape : undefined;
+}
+
+/** Returns the integer elements of a constant (an initializer or a Constant node's tensor), or undefined when it is not one. */
+export function constantInts(value: Value | undefined): number[] | undefined {
+  if (!value) return undefined;
+  let tensor = value.isConstant ? value.initializer : undefined;
+  const producer = value.producer;
+  if (!tensor && producer?.opType === "Constant") {
+    const attribute = producer.attributes.get("value");
+    if (attribute?.type === AttributeType.TENSOR) tensor = attribute.value;
+  }
+  if (!tensor || (tensor.dtype !== DataType.INT64 && tensor.dtype !== DataType.INT32)) return undefined;
+  return Array.from(tensor.data() as ArrayLike<number | bigint>, (element) => Number(element));
+}
+
+/** Ops whose inputs after the first are shapes, indices or sizes rather than data. */
+const DATA_INPUT_ONLY = new Set(["Reshape", "Expand", "Slice", "Split", "Tile", "Unsqueeze", "Squeeze", "Pad", "Gather", "GatherElements", "Range", "ConstantOfShape"]);
+
+/**
+ * Visits the nodes that compute `start`, walking backward along data inputs
+ * only: shape arguments (a Reshape target, Slice bounds) and Shape nodes are
+ * not followed. A node for which `stop` returns true is visited but not
+ * entered. At most `limit` nodes are visited.
+ */
+export function visitDataPathBack(start: Value, stop: (node: Node) => boolean, visit: (node: Node) => void, limit = 200): void {
+  const seen = new Set<Node>();
+  const queue: Value[] = [start];
+  while (queue.length > 0 && seen.size < limit) {
+    const node = queue.shift()!.producer;
+    if (!node || seen.has(node) || node.opType === "Shape") continue;
+    seen.add(node);
+    visit(node);
+    if (stop(node)) continue;
+    const inputs = DATA_INPUT_ONLY.has(node.opType) ? node.inputs.slice(0, 1) : node.inputs;
+    for (const input of inputs) if (input) queue.push(input);
+  }
 }

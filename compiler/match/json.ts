@@ -1,5 +1,9 @@
 import type { Discovery } from "./discover";
+import type { AttentionBlock } from "./attention";
 import type { DiscoveredModule } from "./module";
+
+/** One attention block as plain JSON: the same fields, in a fixed order. */
+export type AttentionBlockJson = AttentionBlock;
 
 /** One module as plain JSON: names and numbers only, no graph references. */
 export interface ModuleJson {
@@ -24,6 +28,8 @@ export interface ModuleJson {
 export interface DiscoveryJson {
   modules: ModuleJson[];
   unrecognised: { kind: string; name: string; reason: string }[];
+  /** Optional so that summaries built without a discovery (a failed load) need not invent one. */
+  attention?: AttentionBlockJson[];
 }
 
 /** Compares by UTF-16 code units, which unlike localeCompare does not depend on the host's locale. */
@@ -53,6 +59,23 @@ function moduleToJson(module: DiscoveredModule): ModuleJson {
   };
 }
 
+function attentionToJson(block: AttentionBlock): AttentionBlockJson {
+  return {
+    layer: block.layer,
+    heads: block.heads,
+    kvHeads: block.kvHeads,
+    headDim: block.headDim,
+    source: block.source,
+    core: { ...block.core },
+    rotary: block.rotary ? { ...block.rotary } : null,
+    q: [...block.q],
+    k: [...block.k],
+    v: [...block.v],
+    o: [...block.o],
+    qkvLayout: block.qkvLayout ? { ...block.qkvLayout, order: block.qkvLayout.order && [...block.qkvLayout.order], widths: block.qkvLayout.widths && { ...block.qkvLayout.widths } } : null,
+  };
+}
+
 /**
  * Converts a discovery to plain JSON with a fixed key order. Modules keep the
  * topological order of the graph and unrecognised entries are sorted by name,
@@ -61,5 +84,5 @@ function moduleToJson(module: DiscoveredModule): ModuleJson {
 export function discoveryToJson(discovery: Discovery): DiscoveryJson {
   const unrecognised = discovery.unrecognised.map(({ kind, name, reason }) => ({ kind, name, reason }));
   unrecognised.sort((a, b) => compareCodeUnits(a.name, b.name) || compareCodeUnits(a.kind, b.kind));
-  return { modules: discovery.modules.map(moduleToJson), unrecognised };
+  return { modules: discovery.modules.map(moduleToJson), unrecognised, attention: discovery.attention.map(attentionToJson) };
 }

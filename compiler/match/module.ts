@@ -1,5 +1,6 @@
 import type { Node } from "../ir/node";
 import type { Value } from "../ir/value";
+import type { QkvLayout } from "./fused-qkv";
 
 /**
  * Role of a module in a transformer block or around it. `attn.qkv` and
@@ -78,6 +79,8 @@ export interface DiscoveredModule extends MatchedModule {
   parameterCount: number;
   /** Path of the module that reads the same weight initializer (a tied embedding and head). */
   tiedTo?: string;
+  /** For a fused QKV projection, how its output rows map to Q, K and V. */
+  qkvLayout?: QkvLayout;
 }
 
 /** Something in the graph that looks like a parameter or a module but was not understood. */

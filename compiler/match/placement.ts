@@ -121,10 +121,10 @@ function placeNorm(module: MatchedModule, reading: NameReading, placed: Map<Matc
 }
 
 /** Gives every matched module a role, layer and slot, from names first and structure second. */
-export function placeModules(matched: MatchedModule[], readings: Map<MatchedModule, NameReading>, order: Map<Node, number>): Map<MatchedModule, Placement> {
+export function placeModules(matched: MatchedModule[], readings: Map<MatchedModule, NameReading>, order: Map<Node, number>, functions: ReadonlySet<string> = new Set()): Map<MatchedModule, Placement> {
   const index = new ModuleIndex(matched);
   const nodes = [...order.keys()];
-  const anchors = findAttention(nodes, index);
+  const anchors = findAttention(nodes, index, functions);
   const regions = new LayerRegions(anchors, order);
   const anchorLayers = new Map<Node, number>();
   for (const anchor of anchors) {

@@ -1,17 +1,23 @@
+import type { Model } from "../ir/model";
 import type { Node } from "../ir/node";
 import type { Value } from "../ir/value";
 import { LAYOUT_OPS, reachStops } from "./graph-walk";
 import type { MatchedModule, Role } from "./module";
 
 /** Fused attention ops whose inputs 0, 1 and 2 are the query, key and value. */
-const FUSED_QKV_ATTENTION = new Set(["com.microsoft::MultiHeadAttention", "com.microsoft::GroupQueryAttention", "Attention"]);
+export const FUSED_QKV_ATTENTION = new Set(["com.microsoft::MultiHeadAttention", "com.microsoft::GroupQueryAttention", "Attention"]);
 /** Fused attention ops that project Q, K and V themselves from input 0 with a packed weight. */
-const FUSED_PACKED_ATTENTION = new Set(["com.microsoft::Attention"]);
+export const FUSED_PACKED_ATTENTION = new Set(["com.microsoft::Attention"]);
 const ACTIVATIONS = new Set(["Sigmoid", "Relu", "Gelu", "Tanh", "Erf", "Silu", "com.microsoft::FastGelu", "com.microsoft::BiasGelu", "com.microsoft::Gelu", "com.microsoft::QuickGelu"]);
 
 /** One attention core: the op that mixes tokens, and the linears that feed and follow it. */
 export interface AttentionAnchor {
+  /** The Softmax of a decomposed core, or the fused attention op. */
   node: Node;
+  /** The Q·Kᵀ MatMul of a decomposed core. */
+  scores?: Node;
+  /** The MatMul of the attention weights with V in a decomposed core. */
+  context?: Node;
   q: MatchedModule[];
   k: MatchedModule[];
   v: MatchedModule[];
@@ -60,26 +66,54 @@ function scoresMatMul(softmax: Node): Node | undefined {
   return matmuls.length === 1 ? matmuls[0] : undefined;
 }
 
-/** Finds decomposed (Softmax between two MatMuls) and fused attention cores, with the linears around them. */
-export function findAttention(nodes: readonly Node[], index: ModuleIndex): AttentionAnchor[] {
+/**
+ * Returns the `domain::name` keys of the model-local functions whose body
+ * contains a decomposed attention core, such as the exporter's scaled dot
+ * product attention function. A call to one is a fused core with query, key
+ * and value as inputs 0, 1 and 2.
+ */
+// NOTE: inputs 0, 1 and 2 are read as query, key and value because torch's
+// scaled_dot_product_attention takes them in that order. A function with
+// another input order would mislabel the projections.
+export function attentionFunctions(model: Model): Set<string> {
+  const found = new Set<string>();
+  for (const fn of model.functions) {
+    const core = fn.body.nodes.some((node) => node.opType === "Softmax" && node.domain === "" && scoresMatMul(node) !== undefined && contextMatMul(node) !== undefined);
+    if (core && fn.body.inputs.length >= 3) found.add(`${fn.domain}::${fn.name}`);
+  }
+  return found;
+}
+
+/**
+ * Finds decomposed (Softmax between two MatMuls) and fused attention cores,
+ * with the linears around them. `functions` lists the model-local functions
+ * that are attention cores (see attentionFunctions).
+ */
+export function findAttention(nodes: readonly Node[], index: ModuleIndex, functions: ReadonlySet<string> = new Set()): AttentionAnchor[] {
   const anchors: AttentionAnchor[] = [];
   for (const node of nodes) {
+    const functionCore = functions.has(`${node.domain}::${node.opType}`);
     if (node.opType === "Softmax" && node.domain === "") {
       const scores = scoresMatMul(node);
       const context = contextMatMul(node);
       if (!scores || !context || index.moduleOf(scores) || index.moduleOf(context)) continue;
       anchors.push({
         node,
+        scores,
+        context,
         q: index.linearsReached(scores.inputs[0], "backward"),
         k: index.linearsReached(scores.inputs[1], "backward"),
         v: index.linearsReached(context.inputs[1], "backward"),
         o: index.linearsReached(context.outputs[0], "forward"),
       });
-    } else if (FUSED_QKV_ATTENTION.has(node.qualifiedOpType)) {
+    } else if (FUSED_QKV_ATTENTION.has(node.qualifiedOpType) || functionCore) {
       const [q, k, v] = [0, 1, 2].map((i) => index.linearsReached(node.inputs[i], "backward"));
       anchors.push({ node, q, k, v, o: index.linearsReached(node.outputs[0], "forward") });
     } else if (FUSED_PACKED_ATTENTION.has(node.qualifiedOpType)) {
-      anchors.push({ node, q: [], k: [], v: [], o: index.linearsReached(node.outputs[0], "forward") });
+      // The packed QKV projection is the Attention node itself (see packed-attention.ts).
+      const packed = index.moduleOf(node);
+      const qkv = packed?.kind === "linear" ? [packed] : [];
+      anchors.push({ node, q: qkv, k: qkv, v: qkv, o: index.linearsReached(node.outputs[0], "forward") });
     }
   }
   return anchors;

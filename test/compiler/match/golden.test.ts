@@ -44,6 +44,40 @@ const EXPECTED_LAYERS: Record<string, number> = {
   "corpus.whisper-layer-fused.hf_fp32_encoder_self_attention": 1,
 };
 
+/**
+ * Query heads, key/value heads, head dim and rotary dim (null for none) of
+ * every attention block, from fixtures/README.md (hidden 64 over 4 heads)
+ * and the corpus README. Models not listed are checked by the golden only.
+ */
+const EXPECTED_HEADS: Record<string, [heads: number, kvHeads: number, headDim: number, rotaryDim: number | null]> = {
+  "fixture.bert-tiny-op14": [4, 4, 16, null],
+  "fixture.bert-tiny-op17": [4, 4, 16, null],
+  "fixture.gpt2-tiny-op14": [4, 4, 16, null],
+  "fixture.gpt2-tiny-op17": [4, 4, 16, null],
+  "fixture.llama-tiny": [4, 2, 16, 16],
+  "corpus.aidreams260K.model": [4, 4, 16, 16],
+  "corpus.aidreams260K.model_nofold": [4, 4, 16, 16],
+  "corpus.aidreams260K.model_with_past": [4, 4, 16, 16],
+  "corpus.aidreams260K.model_with_past_nofold": [4, 4, 16, 16],
+  "corpus.bert-toy-pt11.bert_toy_optimized": [4, 4, 8, null],
+  "corpus.genai-gpt2-past-fused-fp16.past": [4, 4, 8, null],
+  "corpus.genai-gpt2-past-fused-fp32.past": [4, 4, 8, null],
+  "corpus.genai-qwen-gqa-fp16.decoder": [4, 2, 16, null],
+  "corpus.gpt2-megatron-pt19.gpt2_megatron": [2, 2, 4, null],
+  "corpus.gpt2-past-pt16.gpt2_past": [2, 2, 2, null],
+  "corpus.llama-dort-aot-ee.noopt-llama-custom__0": [2, 2, 512, 512],
+  "corpus.llama-tiny-ee-dynamic.llama_export_dynamic": [2, 2, 8, 8],
+  "corpus.llama-tiny-ee-dynamic.llama_export_static": [2, 2, 8, 8],
+  "corpus.onnx-node-tests.test_attention_3d.model": [3, 3, 8, null],
+  "corpus.onnx-node-tests.test_attention_4d.model": [3, 3, 8, null],
+  "corpus.onnx-node-tests.test_attention_4d_gqa_with_past_and_present.model": [9, 3, 8, null],
+  "corpus.phi35-mini-2l-graphonly.model_microsoft_Phi-3_5-mini-instruct-custom-default-d1rt1": [32, 32, 96, 96],
+  "corpus.phi4-mini-2l-graphonly.microsoft_Phi-4-mini-reasoning-custom-default-f32-cpu": [24, 8, 128, 96],
+  "corpus.tfbert-qa-keras2onnx.TFBertForQuestionAnswering": [2, 2, 4, null],
+  "corpus.whisper-layer-fused.hf_fp32_decoder_attention_with_past": [2, 2, 5, null],
+  "corpus.whisper-layer-fused.hf_fp32_encoder_self_attention": [2, 2, 5, null],
+};
+
 /** Element counts of the float initializers no graph input overrides, by name. */
 function floatInitializerSizes(model: Model): Map<string, number> {
   const sizes = new Map<string, number>();
@@ -92,6 +126,20 @@ function checkModel(model: GoldenModel): void {
     expect(layers.size).toBe(EXPECTED_LAYERS[model.key] ?? 0);
     expect([...layers].every((layer) => layer! < layers.size)).toBe(true);
   });
+
+  const expectedHeads = EXPECTED_HEADS[model.key];
+  if (expectedHeads) {
+    test("attention heads", () => {
+      const [heads, kvHeads, headDim, rotaryDim] = expectedHeads;
+      expect(json.attention!.length).toBeGreaterThan(0);
+      for (const block of json.attention!) {
+        expect(block.heads).toBe(heads);
+        expect(block.kvHeads).toBe(kvHeads);
+        expect(block.headDim).toBe(headDim);
+        expect(block.rotary?.rotaryDim ?? null).toBe(rotaryDim);
+      }
+    });
+  }
 
   test("paths are unique", () => {
     const paths = json.modules.map((module) => module.path);

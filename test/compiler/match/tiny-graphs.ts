@@ -22,8 +22,9 @@ export class TinyGraph {
     return this.graph.addInitializer(Tensor.fromArray(name, DataType.FLOAT, shape, new Float32Array(size)), !this.graph.names.has(name));
   }
 
+  /** Adds an int64 initializer. A name already in use gets a numeric suffix, as for weights. */
   ints(name: string, values: number[]): Value {
-    return this.graph.addInitializer(Tensor.fromArray(name, DataType.INT64, [values.length], BigInt64Array.from(values.map(BigInt))), true);
+    return this.graph.addInitializer(Tensor.fromArray(name, DataType.INT64, [values.length], BigInt64Array.from(values.map(BigInt))), !this.graph.names.has(name));
   }
 
   node(opType: string, inputs: (Value | undefined)[], options: { name?: string; domain?: string; attributes?: Attribute[]; outputs?: number } = {}): Node {
