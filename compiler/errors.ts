@@ -14,7 +14,8 @@ export type ErrorCode =
   | "E_IR_CYCLE"
   | "E_IR_UNDEFINED_VALUE"
   | "E_UNKNOWN_DOMAIN"
-  | "E_SHAPE_INFERENCE";
+  | "E_SHAPE_INFERENCE"
+  | "E_OUTPUT_PATH";
 
 /** An error a user can act on: it names the file, node or value at fault and what to do. */
 export class PeftcError extends Error {

@@ -1,7 +1,8 @@
 /**
  * The peftc library: what `import ... from "peftc"` provides. Today that is
  * the ONNX reader and writer, the graph IR with its passes, shape
- * inference, the model builder and the model summary behind `peftc inspect`.
+ * inference, module discovery, the model builder and the model summary
+ * behind `peftc inspect`.
  */
 export { PeftcError, isPeftcError } from "./errors";
 export type { ErrorCode } from "./errors";
@@ -32,7 +33,11 @@ export { cloneModel } from "./ir/clone";
 export { inferShapes, formatReport } from "./ir/infer";
 export type { InferenceReport } from "./ir/infer";
 
+export { discoverModules, discoveryToJson } from "./match";
+export type { Discovery, DiscoveryJson, ModuleJson, DiscoveredModule, MatchedModule, Role, NamingSource, Unrecognised, WeightLayout } from "./match";
+
 export { summarizeModel } from "./inspect/summary";
 export type { ModelSummary } from "./inspect/summary";
+export type { ModulesSummary } from "./inspect/modules";
 
 export * as builder from "./builder";

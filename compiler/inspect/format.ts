@@ -1,4 +1,5 @@
 import { Dim } from "../ir/types";
+import { formatModuleTree } from "./format-modules";
 import { ModelSummary, ValueSummary } from "./summary";
 
 /** Formats a byte count with a binary unit (KiB, MiB, GiB). */
@@ -46,6 +47,7 @@ export function formatSummary(summary: ModelSummary): string {
   );
   if (graph.functions.length > 0) lines.push(`functions   ${graph.functions.join(", ")}`);
   lines.push("", "inputs", ...valueRows(summary.inputs), "", "outputs", ...valueRows(summary.outputs), "");
+  lines.push(...formatModuleTree(summary.modules), "");
 
   const dtypes = Object.entries(summary.parameters.byDtype)
     .map(([dtype, count]) => `${dtype} ${groupDigits(count)}`)

@@ -6,6 +6,7 @@ import { Dim, ValueType } from "../ir/types";
 import { forEachGraph } from "../ir/traverse";
 import { InferenceReport, inferShapes, unsupportedOpTypes } from "../ir/infer";
 import { emptyReport } from "../ir/infer/report";
+import { type ModulesSummary, summarizeModules } from "./modules";
 
 /** A graph input or output as `peftc inspect` lists it. */
 export interface ValueSummary {
@@ -48,6 +49,8 @@ export interface ModelSummary {
   };
   inputs: ValueSummary[];
   outputs: ValueSummary[];
+  /** Linear layers, embeddings and norms found by module discovery, and what it did not understand. */
+  modules: ModulesSummary;
   /** Node count per operator, `domain::Op` outside the default domain, most used first. */
   ops: { op: string; count: number }[];
   parameters: {
@@ -80,11 +83,10 @@ function describeValue(name: string, type: ValueType | undefined): ValueSummary 
 }
 
 /**
- * Summarizes a loaded model without reading any weight values. Runs shape
- * inference, which fills in value types on `model`.
+ * Summarizes a loaded model without reading any weight values. Runs module
+ * discovery, then shape inference, which fills in value types on `model`.
  */
 export function summarizeModel(model: Model, file: string): ModelSummary {
-  const inference = runInference(model);
   const ops = new Map<string, number>();
   let nodesInSubgraphs = 0;
   let nodesInFunctions = 0;
@@ -125,6 +127,11 @@ export function summarizeModel(model: Model, file: string): ModelSummary {
     }
   });
 
+  // Discovery runs before inference so that it reads the graph as loaded,
+  // as the golden module lists of test/compiler/match/golden/ do.
+  const modules = summarizeModules(model, parameters.count);
+  const inference = runInference(model);
+
   return {
     file,
     fileBytes: fs.existsSync(file) ? fs.statSync(file).size : 0,
@@ -142,6 +149,7 @@ export function summarizeModel(model: Model, file: string): ModelSummary {
     },
     inputs: model.graph.inputs.map((value) => ({ ...describeValue(value.name, value.type), ...(value.initializer ? { hasDefault: true } : {}) })),
     outputs: model.graph.outputs.map((value) => describeValue(value.name, value.type)),
+    modules,
     ops: [...ops].map(([op, n]) => ({ op, count: n })).sort((a, b) => b.count - a.count || a.op.localeCompare(b.op)),
     parameters,
     externalData: [...external.values()],
