@@ -50,6 +50,18 @@ function blockLayer(modules: readonly DiscoveredModule[]): number | null {
 }
 
 /**
+ * Reads the heads of an interleaved [.., groups, parts, head_dim] fused
+ * output: each group has widths.q / head_dim query heads and
+ * widths.k / head_dim key/value heads.
+ */
+function interleavedHeads(layout: QkvLayout): HeadCounts | undefined {
+  const { groups, headDim, widths } = layout;
+  if (layout.layout !== "interleaved" || groups === null || headDim === null || widths === null) return undefined;
+  if (widths.q % headDim !== 0 || widths.k % headDim !== 0) return undefined;
+  return { heads: (groups * widths.q) / headDim, kvHeads: (groups * widths.k) / headDim, headDim, source: "Reshape of the fused QKV to [batch, seq, groups, parts, head_dim]" };
+}
+
+/**
  * Describes each attention core of `anchors`: its nodes, head counts, rotary
  * embedding, and for a fused QKV projection how its rows map to Q, K and V.
  * `discovered` maps matched modules to their named form.
@@ -58,10 +70,11 @@ export function describeAttention(anchors: readonly AttentionAnchor[], index: Mo
   const isBoundary = (node: Node): boolean => index.moduleOf(node) !== undefined;
   const named = (side: readonly MatchedModule[]): DiscoveredModule[] => side.map((module) => discovered.get(module)).filter((module) => module !== undefined);
   return anchors.map((anchor) => {
-    const heads = readHeads(anchor, isBoundary);
     const [q, k, v, o] = [anchor.q, anchor.k, anchor.v, anchor.o].map(named);
     const fused = q.length === 1 && q[0] === k[0] && k[0] === v[0] && k.length === 1 && v.length === 1 ? q[0] : undefined;
+    let heads = readHeads(anchor, isBoundary);
     const qkvLayout = fused ? readQkvLayout(fused, anchor, heads, isBoundary) : null;
+    if (heads.heads === null && qkvLayout) heads = interleavedHeads(qkvLayout) ?? heads;
     return {
       ...heads,
       layer: blockLayer([...q, ...k, ...v, ...o]),

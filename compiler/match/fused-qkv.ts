@@ -20,6 +20,8 @@ export interface QkvLayout {
   order: QkvPart[] | null;
   widths: Record<QkvPart, number> | null;
   groups: number | null;
+  /** Head dim of an interleaved [.., groups, parts, head_dim] output; null otherwise. */
+  headDim: number | null;
   message: string | null;
 }
 
@@ -34,7 +36,7 @@ interface Piece {
 }
 
 function ambiguous(message: string): QkvLayout {
-  return { layout: "ambiguous", order: null, widths: null, groups: null, message };
+  return { layout: "ambiguous", order: null, widths: null, groups: null, headDim: null, message };
 }
 
 function normalizedAxis(axis: number, rank: number | undefined): number | undefined {
@@ -124,7 +126,7 @@ function pieceRole(piece: Piece, sides: Map<Node, Set<QkvPart>>): QkvPart | unde
 function packedInputLayout(heads: HeadCounts): QkvLayout {
   const { heads: q, kvHeads: kv, headDim } = heads;
   const widths = q !== null && kv !== null && headDim !== null ? { q: q * headDim, k: kv * headDim, v: kv * headDim } : null;
-  return { layout: "contiguous", order: ["q", "k", "v"], widths, groups: null, message: null };
+  return { layout: "contiguous", order: ["q", "k", "v"], widths, groups: null, headDim: null, message: null };
 }
 
 /** Layout of com.microsoft Attention's packed weight: Q, K, V columns in that order, sized by qkv_hidden_sizes or in thirds. */
@@ -133,7 +135,7 @@ function packedWeightLayout(node: Node, outFeatures: number | undefined): QkvLay
   let widths: Record<QkvPart, number> | null = null;
   if (sizes?.length === 3) widths = { q: sizes[0], k: sizes[1], v: sizes[2] };
   else if (outFeatures !== undefined && outFeatures % 3 === 0) widths = { q: outFeatures / 3, k: outFeatures / 3, v: outFeatures / 3 };
-  return { layout: "contiguous", order: ["q", "k", "v"], widths, groups: null, message: null };
+  return { layout: "contiguous", order: ["q", "k", "v"], widths, groups: null, headDim: null, message: null };
 }
 
 /**
@@ -168,12 +170,13 @@ export function readQkvLayout(module: MatchedModule, anchor: AttentionAnchor, he
   const widths = sizes.every((size) => size !== null) ? { [parts[0]]: sizes[0]!, [parts[1]]: sizes[1]!, [parts[2]]: sizes[2]! } as Record<QkvPart, number> : null;
   const lastAxis = found.axis === shape.length - 1;
 
-  if (lastAxis && shape.length <= 3) return { layout: "contiguous", order: parts, widths, groups: null, message: null };
+  if (lastAxis && shape.length <= 3) return { layout: "contiguous", order: parts, widths, groups: null, headDim: null, message: null };
   // [batch, seq, groups, parts * head_dim] divided on the last axis, or
   // [batch, seq, groups, parts, head_dim] divided on the parts axis.
   const groups = shape[2];
   if ((shape.length === 4 && lastAxis) || (shape.length === 5 && found.axis === 3)) {
-    return { layout: "interleaved", order: parts, widths, groups: typeof groups === "number" ? groups : null, message: null };
+    const groupCount = typeof groups === "number" ? groups : null;
+    return { layout: "interleaved", order: parts, widths, groups: groupCount, headDim: shape.length === 5 && typeof headDim === "number" ? headDim : null, message: null };
   }
   return ambiguous(`${divided.name} of rank ${shape.length} is divided on axis ${found.axis}, which is neither the hidden axis nor a per-group parts axis`);
 }

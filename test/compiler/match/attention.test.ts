@@ -89,6 +89,20 @@ function interleavedBlock(): DiscoveryJson {
   return discover(t, core(t, q, k, v));
 }
 
+/** Fused QKV viewed as [batch, seq, kv_groups, q_per_group + 2, head_dim]: 2 groups of 2 query heads, one key and one value head each. */
+function groupedBlock(): DiscoveryJson {
+  const t = new TinyGraph();
+  const x = t.input("x", [1, SEQ, HIDDEN]);
+  const groups = 2;
+  const width = groups * 4 * HEAD_DIM;
+  const grouped = t.op("Reshape", [linear(t, x, HIDDEN, width), t.ints("shape", [1, SEQ, groups, 4, HEAD_DIM])]);
+  const [qPart, kPart, vPart] = t.node("Split", [grouped, t.ints("split", [2, 1, 1])], { attributes: [int("axis", 3)], outputs: 3 }).outputs;
+  const toFront = (value: Value): Value => t.op("Transpose", [value], { attributes: [ints("perm", [0, 2, 1, 3])] });
+  const q = toFront(t.op("Reshape", [qPart, t.ints("shape", [1, SEQ, HEADS, HEAD_DIM])]));
+  const [k, v] = [kPart, vPart].map((part) => repeatKv(t, toFront(t.op("Squeeze", [part, t.ints("axes", [3])])), groups, HEADS));
+  return discover(t, core(t, q, k, v));
+}
+
 /** Fused QKV whose first two parts are joined again before reaching the core, so no part maps to Q or K alone. */
 function rejoinedBlock(): DiscoveryJson {
   const t = new TinyGraph();
@@ -121,11 +135,22 @@ describe("attention blocks", () => {
     expect(block.rotary?.rotaryDim).toBe(HEAD_DIM);
   });
 
+  test("RotaryEmbedding op on Q and K", () => {
+    const t = new TinyGraph();
+    const x = t.input("x", [1, SEQ, HIDDEN]);
+    const positions = t.input("position_ids", [1, SEQ]);
+    const rotate = (value: Value): Value =>
+      t.op("RotaryEmbedding", [value, t.weight("cos_cache", [SEQ, 2]), t.weight("sin_cache", [SEQ, 2]), positions], { domain: "com.microsoft", attributes: [int("rotary_embedding_dim", 4), int("num_heads", HEADS)] });
+    const [q, k, v] = [0, 1, 2].map(() => toHeads(t, linear(t, x, HIDDEN, HIDDEN), HEADS));
+    const [block] = discover(t, core(t, rotate(q), rotate(k), v)).attention!;
+    expect(block.rotary).toEqual({ form: "com.microsoft::RotaryEmbedding", query: true, key: true, rotaryDim: 4 });
+  });
+
   test("contiguous fused QKV", () => {
     const json = contiguousBlock();
     const [block] = json.attention!;
     expect(block.q).toEqual(["layers.0.attn.qkv"]);
-    expect(block.qkvLayout).toEqual({ layout: "contiguous", order: ["q", "k", "v"], widths: { q: HIDDEN, k: HIDDEN, v: HIDDEN }, groups: null, message: null });
+    expect(block.qkvLayout).toEqual({ layout: "contiguous", order: ["q", "k", "v"], widths: { q: HIDDEN, k: HIDDEN, v: HIDDEN }, groups: null, headDim: null, message: null });
     expect(block.heads).toBe(HEADS);
     expect(block.headDim).toBe(HEAD_DIM);
   });
@@ -133,7 +158,14 @@ describe("attention blocks", () => {
   test("interleaved fused QKV", () => {
     const [block] = interleavedBlock().attention!;
     expect(block.q).toEqual(["layers.0.attn.qkv"]);
-    expect(block.qkvLayout).toEqual({ layout: "interleaved", order: ["q", "k", "v"], widths: { q: HEAD_DIM, k: HEAD_DIM, v: HEAD_DIM }, groups: HEADS, message: null });
+    expect(block.qkvLayout).toEqual({ layout: "interleaved", order: ["q", "k", "v"], widths: { q: HEAD_DIM, k: HEAD_DIM, v: HEAD_DIM }, groups: HEADS, headDim: HEAD_DIM, message: null });
+    expect([block.heads, block.kvHeads, block.headDim]).toEqual([HEADS, HEADS, HEAD_DIM]);
+  });
+
+  test("interleaved GQA fused QKV", () => {
+    const [block] = groupedBlock().attention!;
+    expect(block.qkvLayout).toEqual({ layout: "interleaved", order: ["q", "k", "v"], widths: { q: 2 * HEAD_DIM, k: HEAD_DIM, v: HEAD_DIM }, groups: 2, headDim: HEAD_DIM, message: null });
+    expect([block.heads, block.kvHeads, block.headDim]).toEqual([4, 2, HEAD_DIM]);
   });
 
   test("untraceable fused QKV is ambiguous", () => {
@@ -169,7 +201,7 @@ describe("attention blocks", () => {
     expect(packed).toMatchObject({ path: "layers.0.attn.qkv", form: "com.microsoft::Attention", weight: "qkv_weight", bias: "qkv_bias", roleFrom: "structure" });
     expect(json.unrecognised).toEqual([]);
     const [block] = json.attention!;
-    expect(block.qkvLayout).toEqual({ layout: "contiguous", order: ["q", "k", "v"], widths: { q: HIDDEN, k: HIDDEN, v: 16 }, groups: null, message: null });
+    expect(block.qkvLayout).toEqual({ layout: "contiguous", order: ["q", "k", "v"], widths: { q: HIDDEN, k: HIDDEN, v: 16 }, groups: null, headDim: null, message: null });
     expect([block.heads, block.headDim]).toEqual([HEADS, HEAD_DIM]);
   });
 
