@@ -10,6 +10,7 @@ import { matchDecomposedNorm, matchFusedNorm } from "./norm";
 import { matchPackedAttention } from "./packed-attention";
 import { placeModules } from "./placement";
 import { type AttentionBlock, describeAttention } from "./attention";
+import { type MlpBlock, describeMlp } from "./mlp";
 import { ModuleIndex, attentionFunctions, findAttention } from "./structure";
 import { inferShapes } from "../ir/infer";
 
@@ -22,6 +23,8 @@ export interface Discovery {
   unrecognised: Unrecognised[];
   /** Attention blocks in graph order, with head counts, rotary embedding and fused QKV layout. */
   attention: AttentionBlock[];
+  /** MLP blocks by layer, with their projections and the activation read from the graph. */
+  mlp: MlpBlock[];
 }
 
 /** Runs every matcher on every node of the model, its subgraphs included. Each node joins at most one module. */
@@ -44,7 +47,7 @@ export function matchAll(model: Model, order: Map<Node, number>): MatchedModule[
 }
 
 /**
- * Finds the linear layers, embeddings, norms and attention blocks of `model`,
+ * Finds the linear layers, embeddings, norms, attention and MLP blocks of `model`,
  * and gives each module a canonical path and role from the names the exporter
  * kept, or from the structure of the graph where names are missing. Runs
  * shape inference first, which refines the value types of `model` in place,
@@ -105,7 +108,8 @@ export function discoverModules(model: Model): Discovery {
     const fused = block.qkvLayout ? modules.find((module) => module.path === block.q[0]) : undefined;
     if (fused) fused.qkvLayout = block.qkvLayout!;
   }
-  return { modules, unrecognised, attention };
+  const mlp = describeMlp(modules, index, order);
+  return { modules, unrecognised, attention, mlp };
 }
 
 /** Returns the node's name, or its op and first output for an unnamed node. */

@@ -1,9 +1,13 @@
 import type { Discovery } from "./discover";
 import type { AttentionBlock } from "./attention";
+import type { MlpBlock } from "./mlp";
 import type { DiscoveredModule } from "./module";
 
 /** One attention block as plain JSON: the same fields, in a fixed order. */
 export type AttentionBlockJson = AttentionBlock;
+
+/** One MLP block as plain JSON: the same fields, in a fixed order. */
+export type MlpBlockJson = MlpBlock;
 
 /** One module as plain JSON: names and numbers only, no graph references. */
 export interface ModuleJson {
@@ -30,6 +34,8 @@ export interface DiscoveryJson {
   unrecognised: { kind: string; name: string; reason: string }[];
   /** Optional so that summaries built without a discovery (a failed load) need not invent one. */
   attention?: AttentionBlockJson[];
+  /** Optional for the same reason as `attention`. */
+  mlp?: MlpBlockJson[];
 }
 
 /** Compares by UTF-16 code units, which unlike localeCompare does not depend on the host's locale. */
@@ -76,6 +82,27 @@ function attentionToJson(block: AttentionBlock): AttentionBlockJson {
   };
 }
 
+function mlpToJson(block: MlpBlock): MlpBlockJson {
+  const { activation } = block;
+  return {
+    layer: block.layer,
+    up: block.up,
+    gate: block.gate,
+    gateUp: block.gateUp,
+    split: block.split ? { ...block.split } : null,
+    down: block.down,
+    activation: {
+      function: activation.function,
+      form: activation.form,
+      gated: activation.gated,
+      ops: [...activation.ops],
+      nodes: [...activation.nodes],
+      gating: activation.gating,
+      reason: activation.reason,
+    },
+  };
+}
+
 /**
  * Converts a discovery to plain JSON with a fixed key order. Modules keep the
  * topological order of the graph and unrecognised entries are sorted by name,
@@ -84,5 +111,5 @@ function attentionToJson(block: AttentionBlock): AttentionBlockJson {
 export function discoveryToJson(discovery: Discovery): DiscoveryJson {
   const unrecognised = discovery.unrecognised.map(({ kind, name, reason }) => ({ kind, name, reason }));
   unrecognised.sort((a, b) => compareCodeUnits(a.name, b.name) || compareCodeUnits(a.kind, b.kind));
-  return { modules: discovery.modules.map(moduleToJson), unrecognised, attention: discovery.attention.map(attentionToJson) };
+  return { modules: discovery.modules.map(moduleToJson), unrecognised, attention: discovery.attention.map(attentionToJson), mlp: discovery.mlp.map(mlpToJson) };
 }

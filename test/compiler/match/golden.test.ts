@@ -78,6 +78,40 @@ const EXPECTED_HEADS: Record<string, [heads: number, kvHeads: number, headDim: n
   "corpus.whisper-layer-fused.hf_fp32_encoder_self_attention": [2, 2, 5, null],
 };
 
+/**
+ * Activation function of every MLP block and whether it is gated, from
+ * fixtures/README.md and the corpus README. Each listed model has one MLP
+ * block per layer. Models not listed have no MLP with weights.
+ */
+const EXPECTED_ACTIVATION: Record<string, [activation: string, gated: boolean]> = {
+  "fixture.bert-tiny-op14": ["gelu", false],
+  "fixture.bert-tiny-op17": ["gelu", false],
+  "fixture.gpt2-tiny-op14": ["gelu_tanh", false],
+  "fixture.gpt2-tiny-op17": ["gelu_tanh", false],
+  "fixture.llama-tiny": ["silu", true],
+  "corpus.aidreams260K.model": ["silu", true],
+  "corpus.aidreams260K.model_nofold": ["silu", true],
+  "corpus.aidreams260K.model_with_past": ["silu", true],
+  "corpus.aidreams260K.model_with_past_nofold": ["silu", true],
+  "corpus.bert-toy-pt11.bert_toy_optimized": ["gelu", false],
+  "corpus.genai-gpt2-past-fused-fp16.past": ["gelu_tanh", false],
+  "corpus.genai-gpt2-past-fused-fp32.past": ["gelu_tanh", false],
+  "corpus.genai-qwen-gqa-fp16.decoder": ["relu", false],
+  "corpus.gpt2-beamsearch-subgraph.tiny_gpt2_beamsearch": ["gelu_tanh", false],
+  "corpus.gpt2-megatron-pt19.gpt2_megatron": ["gelu_tanh", false],
+  "corpus.gpt2-past-pt16.gpt2_past": ["gelu_tanh", false],
+  "corpus.llama-tiny-ee-dynamic.llama_export_dynamic": ["silu", true],
+  "corpus.llama-tiny-ee-dynamic.llama_export_static": ["silu", true],
+  "corpus.phi35-mini-2l-graphonly.model_microsoft_Phi-3_5-mini-instruct-custom-default-d1rt1": ["silu", true],
+  "corpus.phi4-mini-2l-graphonly.microsoft_Phi-4-mini-reasoning-custom-default-f32-cpu": ["silu", true],
+  "corpus.tfbert-qa-keras2onnx.TFBertForQuestionAnswering": ["gelu", false],
+  "corpus.torch-berttiny-op17.model": ["gelu", false],
+  "corpus.torch-gpt2tiny-op17.model": ["gelu_tanh", false],
+  "corpus.whisper-layer-fused.hf_fp16_decoder_attention_with_past": ["gelu", false],
+  "corpus.whisper-layer-fused.hf_fp32_decoder_attention_with_past": ["gelu", false],
+  "corpus.whisper-layer-fused.hf_fp32_encoder_self_attention": ["gelu", false],
+};
+
 /** Element counts of the float initializers no graph input overrides, by name. */
 function floatInitializerSizes(model: Model): Map<string, number> {
   const sizes = new Map<string, number>();
@@ -140,6 +174,21 @@ function checkModel(model: GoldenModel): void {
       }
     });
   }
+
+  test("MLP activation", () => {
+    const expected = EXPECTED_ACTIVATION[model.key];
+    if (!expected) {
+      expect(json.mlp).toEqual([]);
+      return;
+    }
+    const [activation, gated] = expected;
+    expect(json.mlp!.length).toBe(EXPECTED_LAYERS[model.key]);
+    for (const block of json.mlp!) {
+      expect(block.activation.function).toBe(activation);
+      expect(block.activation.gated).toBe(gated);
+      expect(block.activation.reason).toBeNull();
+    }
+  });
 
   test("paths are unique", () => {
     const paths = json.modules.map((module) => module.path);
