@@ -1,4 +1,4 @@
-import type { ModuleJson } from "../match";
+import type { MlpBlockJson, ModuleJson } from "../match";
 import type { ModulesSummary } from "./modules";
 
 const groupDigits = (value: number): string => value.toLocaleString("en-US");
@@ -8,17 +8,28 @@ function isHeadModule(module: ModuleJson): boolean {
   return module.layer === null && (module.role === "head" || module.path.startsWith("head."));
 }
 
+/** Labels a layer group, with the activation of the layer's MLP block when discovery found one. */
+function layerLabel(layer: number, mlp: readonly MlpBlockJson[]): string {
+  const block = mlp.find((each) => each.layer === layer);
+  if (!block) return `layer ${layer}`;
+  const { activation } = block;
+  let description: string = activation.function;
+  if (activation.function === "unknown") description = `unknown (${activation.ops.join(", ") || "no ops"})`;
+  if (activation.gated) description += ", gated";
+  return `layer ${layer}  (mlp activation: ${description})`;
+}
+
 /**
  * Splits modules into the printed groups: modules outside the layers
  * (embeddings, the final norm, a pooler), then each layer by index, then the
  * head. Each group keeps the graph order of discovery.
  */
-function groupModules(modules: readonly ModuleJson[]): { label: string; modules: ModuleJson[] }[] {
+function groupModules(modules: readonly ModuleJson[], mlp: readonly MlpBlockJson[]): { label: string; modules: ModuleJson[] }[] {
   const outside = modules.filter((module) => module.layer === null && !isHeadModule(module));
   const head = modules.filter(isHeadModule);
   const layers = [...new Set(modules.flatMap((module) => (module.layer === null ? [] : [module.layer])))].sort((a, b) => a - b);
   const groups = [{ label: "outside layers", modules: outside }];
-  for (const layer of layers) groups.push({ label: `layer ${layer}`, modules: modules.filter((module) => module.layer === layer) });
+  for (const layer of layers) groups.push({ label: layerLabel(layer, mlp), modules: modules.filter((module) => module.layer === layer) });
   groups.push({ label: "head", modules: head });
   return groups.filter((group) => group.modules.length > 0);
 }
@@ -60,7 +71,7 @@ export function formatModuleTree(summary: ModulesSummary): string[] {
   );
   const widthOf = (key: "path" | "role" | "name" | "shape" | "count"): number => Math.max(0, ...[...cells.values()].map((cell) => cell[key].length));
   const widths = { path: widthOf("path"), role: widthOf("role"), name: widthOf("name"), shape: widthOf("shape"), count: widthOf("count") };
-  for (const group of groupModules(summary.modules)) {
+  for (const group of groupModules(summary.modules, summary.mlp ?? [])) {
     lines.push(`  ${group.label}`);
     for (const module of group.modules) {
       const cell = cells.get(module)!;

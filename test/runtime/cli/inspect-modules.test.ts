@@ -1,5 +1,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { formatModuleTree } from "../../../compiler/inspect/format-modules";
 import type { ModelSummary } from "../../../compiler/inspect/summary";
 import type { DiscoveryJson, ModuleJson } from "../../../compiler/match";
 import { runCli } from "../../../runtime/cli/main";
@@ -68,6 +69,37 @@ function structureNote(module: ModuleJson): string | null {
 }
 
 describe("peftc inspect module tree", () => {
+  it("labels an unknown MLP activation with its ops", () => {
+    const module: ModuleJson = {
+      path: "layers.0.mlp.up",
+      role: "mlp.up",
+      kind: "linear",
+      form: "MatMul",
+      layer: 0,
+      originalName: "fc1.weight",
+      roleFrom: "graph",
+      layerFrom: "graph",
+      weight: "fc1.weight",
+      weightShape: [8, 16],
+      layout: "in_out",
+      inFeatures: 8,
+      outFeatures: 16,
+      bias: null,
+      parameterCount: 128,
+      tiedTo: null,
+    };
+    const activation = { function: "unknown" as const, form: null, gated: false, ops: ["Softplus"], nodes: ["softplus"], gating: null, reason: "Softplus is not a known activation" };
+    const lines = formatModuleTree({
+      modules: [module],
+      unrecognised: [],
+      mlp: [{ layer: 0, up: module.path, gate: null, gateUp: null, split: null, down: null, activation }],
+      count: 1,
+      parametersInModules: 128,
+      parametersOutsideModules: 0,
+    });
+    expect(lines).toContain("  layer 0  (mlp activation: unknown (Softplus))");
+  });
+
   const llama = path.join(FIXTURES, "llama-tiny.onnx");
 
   it("groups llama-tiny modules by layer", async () => {
@@ -75,7 +107,7 @@ describe("peftc inspect module tree", () => {
     expect(result.status).toBe(0);
     const section = moduleSection(result.stdout);
     const groups = section.filter((line) => /^ {2}\S/.test(line) && !line.startsWith("  total"));
-    expect(groups).toEqual(["  outside layers", "  layer 0", "  layer 1", "  head"]);
+    expect(groups).toEqual(["  outside layers", "  layer 0  (mlp activation: silu, gated)", "  layer 1  (mlp activation: silu, gated)", "  head"]);
     expect(section[0]).toBe("modules (21)");
     expect(section).toContain("  total: 21 modules, 158,016 parameters in modules, 0 parameters outside modules");
     expect(section).toContain("unrecognised (none)");
@@ -224,8 +256,8 @@ describeCorpus("peftc inspect module tree on the corpus", () => {
     const summary = await inspectJson(file);
     expect(summary.modules.count).toBeGreaterThan(150);
     const section = moduleSection((await run("inspect", file)).stdout);
-    const groups = section.filter((line) => /^ {2}layer \d+$/.test(line));
-    expect(groups).toEqual(Array.from({ length: 24 }, (_, i) => `  layer ${i}`));
+    const groups = section.filter((line) => /^ {2}layer \d+/.test(line));
+    expect(groups).toEqual(Array.from({ length: 24 }, (_, i) => `  layer ${i}  (mlp activation: gelu)`));
     expectAlignedColumns(section, summary.modules.modules);
   });
 });
