@@ -166,8 +166,10 @@ function readSplit(gateUp: DiscoveredModule, down: Value, index: ModuleIndex, or
   const splits = [...reachedNodes(gateUp.output, "forward", index)].filter((node) => node.opType === "Split" && toDown.has(node));
   if (splits.length !== 1 || splits[0].outputs.length !== 2) return { reason: "the fused gate_up output does not reach down through one Split into two" };
   const [first, second] = splits[0].outputs;
-  const computeOnly = (from: Value, other: Value): Node[] =>
-    [...reachedNodes(from, "forward", index)].filter((node) => toDown.has(node) && !LAYOUT_OPS.has(node.opType) && !reachedNodes(other, "forward", index).has(node));
+  const computeOnly = (from: Value, other: Value): Node[] => {
+    const fromOther = reachedNodes(other, "forward", index);
+    return [...reachedNodes(from, "forward", index)].filter((node) => toDown.has(node) && !LAYOUT_OPS.has(node.opType) && !fromOther.has(node));
+  };
   const firstOnly = computeOnly(first, second);
   const secondOnly = computeOnly(second, first);
   if ((firstOnly.length > 0) === (secondOnly.length > 0)) return { reason: "both or neither Split output goes through an activation, so gate and up are ambiguous" };
