@@ -58,10 +58,17 @@ export function orderNodes(root: Graph): Map<Node, number> {
 /**
  * Walks from `start` along node outputs (forward) or node inputs (backward),
  * visiting each node once and never entering a node for which `stop` returns
- * true. Returns the stopping nodes that were reached, and at most `limit` nodes are visited.
+ * true. Returns the nodes entered and the stopping nodes reached; at most
+ * `limit` nodes of either kind are visited.
  */
-export function reachStops(start: Value, direction: "forward" | "backward", stop: (node: Node) => boolean, limit = 200): Node[] {
-  const reached: Node[] = [];
+export function walkGraph(
+  start: Value,
+  direction: "forward" | "backward",
+  stop: (node: Node) => boolean,
+  limit = 200,
+): { entered: Set<Node>; stops: Node[] } {
+  const entered = new Set<Node>();
+  const stops: Node[] = [];
   const seen = new Set<Node>();
   const queue: Value[] = [start];
   while (queue.length > 0 && seen.size < limit) {
@@ -73,14 +80,20 @@ export function reachStops(start: Value, direction: "forward" | "backward", stop
       if (seen.has(node)) continue;
       seen.add(node);
       if (stop(node)) {
-        reached.push(node);
+        stops.push(node);
         continue;
       }
+      entered.add(node);
       const values = direction === "forward" ? node.outputs : node.inputs;
       for (const each of values) if (each) queue.push(each);
     }
   }
-  return reached;
+  return { entered, stops };
+}
+
+/** Returns the stopping nodes `walkGraph` reaches from `start`. */
+export function reachStops(start: Value, direction: "forward" | "backward", stop: (node: Node) => boolean, limit = 200): Node[] {
+  return walkGraph(start, direction, stop, limit).stops;
 }
 
 /** Returns the shape of `value`: an initializer's dims, or the type shape that the graph declares or shape inference set. */

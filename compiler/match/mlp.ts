@@ -1,6 +1,6 @@
 import type { Node } from "../ir/node";
 import type { Value } from "../ir/value";
-import { LAYOUT_OPS } from "./graph-walk";
+import { LAYOUT_OPS, walkGraph } from "./graph-walk";
 import type { DiscoveredModule } from "./module";
 import type { ModuleIndex } from "./structure";
 
@@ -51,23 +51,9 @@ function nodeLabel(node: Node): string {
   return node.name !== "" ? node.name : `${node.opType} -> ${node.outputs[0]?.name ?? ""}`;
 }
 
-/** Visits the nodes reached from `start` along outputs (forward) or inputs (backward), not entering module nodes. */
+/** Returns the nodes reached from `start` along outputs (forward) or inputs (backward), not entering module nodes. */
 function reachedNodes(start: Value, direction: "forward" | "backward", index: ModuleIndex, limit = 200): Set<Node> {
-  const seen = new Set<Node>();
-  const queue: Value[] = [start];
-  while (queue.length > 0 && seen.size < limit) {
-    const value = queue.shift()!;
-    let next: Node[] = [];
-    if (direction === "forward") next = value.uses.map((use) => use.node);
-    else if (value.producer) next = [value.producer];
-    for (const node of next) {
-      if (seen.has(node) || index.moduleOf(node) !== undefined) continue;
-      seen.add(node);
-      const values = direction === "forward" ? node.outputs : node.inputs;
-      for (const each of values) if (each) queue.push(each);
-    }
-  }
-  return seen;
+  return walkGraph(start, direction, (node) => index.moduleOf(node) !== undefined, limit).entered;
 }
 
 function unknown(gated: boolean, nodes: Node[], gating: Node | null, reason: string): MlpActivation {
