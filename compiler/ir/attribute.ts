@@ -29,9 +29,9 @@ interface AttributeBase {
 }
 
 /**
- * A node attribute. Integers are bigints because ONNX stores int64 and
- * exporters use the extremes (Slice ends of 2^63 - 1); `Node.getInt` gives
- * a number where that is safe.
+ * A node attribute. Integers are bigints because ONNX stores int64, and
+ * exporters use its extremes, such as Slice ends of 2^63 - 1. `Node.getInt`
+ * converts to a number, saturating at 2^53.
  */
 export type Attribute = AttributeBase &
   (

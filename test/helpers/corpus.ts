@@ -14,7 +14,7 @@ export const describeCorpus: jest.Describe = hasCorpus
 /** Corpus graphs whose external data files are not shipped. */
 export const GRAPH_ONLY = ["phi35-mini-2l-graphonly", "phi4-mini-2l-graphonly"];
 
-/** Every .onnx file under the corpus, as paths relative to it, sorted. */
+/** Lists every .onnx file under the corpus as a sorted path relative to it. */
 export function corpusModels(): string[] {
   if (!hasCorpus) return [];
   const found: string[] = [];

@@ -33,7 +33,7 @@ function tinyProto(): ModelProto {
   return modelToProto(tinyLinearModel());
 }
 
-/** A deterministic byte stream for the random-input cases. */
+/** Returns deterministic pseudo-random bytes for the random-input cases. */
 function pseudoRandomBytes(length: number, seed: number): Uint8Array {
   const bytes = new Uint8Array(length);
   let state = seed >>> 0;

@@ -68,7 +68,8 @@ describe("graph IR", () => {
     } catch (error) {
       caught = error;
     }
-    expect(isPeftcError(caught) && caught.code).toBe("E_IR_INVARIANT");
+    expect(isPeftcError(caught)).toBe(true);
+    expect((caught as { code?: string }).code).toBe("E_IR_INVARIANT");
     expect(String(caught)).toContain("xw");
     validateModel(model);
   });

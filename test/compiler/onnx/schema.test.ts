@@ -2,7 +2,7 @@ import { onnx } from "onnx-proto";
 import { ModelProtoType } from "../../../compiler/onnx/schema";
 import { ModelProto } from "../../../compiler/onnx/proto";
 
-/** A model touching every ONNX 1.10 message and most fields, built with onnx-proto's own classes. */
+/** Builds, with onnx-proto's own classes, a model that uses every ONNX 1.10 message and most fields. */
 function legacyModel(): onnx.IModelProto {
   const tensor: onnx.ITensorProto = {
     name: "w",

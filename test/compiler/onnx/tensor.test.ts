@@ -97,7 +97,8 @@ describe("tensor encoding", () => {
     } catch (error) {
       caught = error;
     }
-    expect(isPeftcError(caught) && caught.code).toBe("E_TENSOR_DATA");
+    expect(isPeftcError(caught)).toBe(true);
+    expect((caught as { code?: string }).code).toBe("E_TENSOR_DATA");
     expect(String(caught)).toContain("short");
   });
 
@@ -117,7 +118,8 @@ describe("tensor encoding", () => {
     } catch (error) {
       caught = error;
     }
-    expect(isPeftcError(caught) && caught.code).toBe("E_TENSOR_DATA");
+    expect(isPeftcError(caught)).toBe(true);
+    expect((caught as { code?: string }).code).toBe("E_TENSOR_DATA");
   });
 
   it("rejects an unknown data type", () => {
