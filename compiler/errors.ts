@@ -15,7 +15,16 @@ export type ErrorCode =
   | "E_IR_UNDEFINED_VALUE"
   | "E_UNKNOWN_DOMAIN"
   | "E_SHAPE_INFERENCE"
-  | "E_OUTPUT_PATH";
+  | "E_OUTPUT_PATH"
+  | "E_SPEC_LOAD"
+  | "E_SPEC_TYPE"
+  | "E_SPEC_EVAL"
+  | "E_SPEC_OPTION"
+  | "E_SPEC_SELECTOR"
+  | "E_SPEC_MODEL"
+  | "E_SAFETENSORS"
+  | "E_ADAPTER"
+  | "E_ARTIFACT";
 
 /** An error a user can act on: it names the file, node or value at fault and what to do. */
 export class PeftcError extends Error {

@@ -1,9 +1,11 @@
 /**
  * The peftc library: what `import ... from "peftc"` provides. Today that is
- * the ONNX reader and writer, the graph IR with its passes, shape
- * inference, module discovery, the model builder and the model summary
- * behind `peftc inspect`.
+ * the spec DSL that spec files import, the ONNX reader and writer, the
+ * graph IR with its passes, shape inference, module discovery, the model
+ * builder and the model summary behind `peftc inspect`.
  */
+export * from "./dsl";
+
 export { PeftcError, isPeftcError } from "./errors";
 export type { ErrorCode } from "./errors";
 

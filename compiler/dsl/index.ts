@@ -1,0 +1,15 @@
+export { defineSpec, isSpec } from "./spec";
+export type { InferenceOptions, InferenceSettings, Method, Spec, SpecOptions, TrainOptions, TrainSettings } from "./spec";
+export { lora } from "./lora";
+export type { BiasTraining, LoraInit, LoraMethod, LoraOptions } from "./lora";
+export { adamw, causalLM, maskedLM, regression, sequenceClassification, sgd } from "./training";
+export type { AdamW, AdamWOptions, CausalLmLoss, ClassificationLoss, Loss, MaskedLmLoss, Optimizer, RegressionLoss, Sgd, SgdOptions } from "./training";
+export { Selector, select } from "./selector";
+export type { KnownLayer, KnownPath, KnownRole, ModelModules, SelectorLike, SelectorTerm } from "./selector";
+export { SpecError, isSpecError } from "./spec-error";
+export { formatSite } from "./site";
+export type { SourceSite } from "./site";
+export { formatWarning, matchSelector, resolveSelection } from "./match";
+export type { Selection, SpecWarning } from "./match";
+export { selectionTargets, torchModuleName } from "./targets";
+export type { Target } from "./targets";

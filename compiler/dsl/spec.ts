@@ -1,0 +1,135 @@
+import type { LoraMethod } from "./lora";
+import { OptionReader } from "./options";
+import { describeValue } from "./selector";
+import { type SourceSite, captureSite } from "./site";
+import { SpecError } from "./spec-error";
+import { type Loss, type Optimizer, adamw, causalLM } from "./training";
+
+/** A PEFT method of a spec, as made by `lora(...)` and the other method functions. */
+export type Method = LoraMethod;
+
+/** Training settings of `defineSpec`. */
+export interface TrainOptions {
+  /** The loss; default `causalLM()`. It fixes the training graph's `labels` input. */
+  loss?: Loss;
+  /** The optimizer; default `adamw()`. */
+  optimizer?: Optimizer;
+  /** Clips gradients to this global L2 norm before the step; default off. */
+  clipGradNorm?: number;
+  /** Recomputes each layer's forward pass in the backward pass to save activation memory. Default false. */
+  checkpointActivations?: boolean;
+  /** Applies weight decay to biases and norm weights too, which PyTorch recipes usually exclude. Default false. */
+  decayBiasesAndNorms?: boolean;
+}
+
+/** Inference settings of `defineSpec`. */
+export interface InferenceOptions {
+  /** Emits a KV-cached decoder graph for generation. Default true. */
+  kvCache?: boolean;
+  /** Folds mergeable adapters into the base weights of the inference graph. Default false: adapters stay swappable graph inputs. */
+  mergeAdapters?: boolean;
+  /** Uses onnxruntime's com.microsoft fused attention kernels in the inference graph. Default false. */
+  fusedAttention?: boolean;
+}
+
+/** Options of `defineSpec`. */
+export interface SpecOptions {
+  /** The PEFT methods, applied in order. */
+  methods: readonly Method[];
+  train?: TrainOptions;
+  inference?: InferenceOptions;
+  /** Seed of every random initialisation; the same seed gives byte-identical artifacts. Default 0. */
+  seed?: number;
+}
+
+export interface TrainSettings {
+  readonly loss: Loss;
+  readonly optimizer: Optimizer;
+  readonly clipGradNorm: number | null;
+  readonly checkpointActivations: boolean;
+  readonly decayBiasesAndNorms: boolean;
+}
+
+export interface InferenceSettings {
+  readonly kvCache: boolean;
+  readonly mergeAdapters: boolean;
+  readonly fusedAttention: boolean;
+}
+
+/** A spec with defaults applied: what `peftc compile` reads from a spec file's default export. */
+export interface Spec {
+  readonly kind: "peftc.spec";
+  readonly methods: readonly Method[];
+  readonly train: TrainSettings;
+  readonly inference: InferenceSettings;
+  readonly seed: number;
+  readonly site: SourceSite | undefined;
+}
+
+const METHOD_NAMES = ["lora"];
+
+/** Declares a PEFT spec; a spec file's default export is its result. */
+export function defineSpec(options: SpecOptions): Spec {
+  const site = captureSite();
+  const reader = new OptionReader("defineSpec", site);
+  const record = reader.object(options, ["methods", "train", "inference", "seed"]);
+  const methods = record.methods;
+  if (!Array.isArray(methods) || methods.length === 0) {
+    reader.fail("methods", `must be a non-empty list of methods such as [lora({ targets: select.role("attn.q", "attn.v") })]; got ${describeValue(methods)}.`);
+  }
+  (methods as unknown[]).forEach((method, index) => {
+    const name = (method as { method?: unknown } | null)?.method;
+    if (typeof name !== "string" || !METHOD_NAMES.includes(name)) {
+      reader.fail(["methods", String(index)], `must be made by a method function (${METHOD_NAMES.map((each) => `${each}(...)`).join(", ")}); got ${describeValue(method)}.`);
+    }
+  });
+  const seed = reader.number(record, "seed", { integer: true, min: 0, max: 2 ** 32 - 1 }, 0);
+  return {
+    kind: "peftc.spec",
+    methods: methods as Method[],
+    train: readTrain(record.train, site),
+    inference: readInference(record.inference, site),
+    seed,
+    site,
+  };
+}
+
+function readTrain(value: unknown, site: SourceSite | undefined): TrainSettings {
+  const reader = new OptionReader("defineSpec", site, ["train"]);
+  const record = reader.object(value ?? {}, ["loss", "optimizer", "clipGradNorm", "checkpointActivations", "decayBiasesAndNorms"]);
+  const loss = (record.loss as Loss | undefined) ?? causalLM();
+  if (!["causal_lm", "masked_lm", "sequence_classification", "regression"].includes((loss as { loss?: string }).loss ?? "")) {
+    reader.fail("loss", `must be made by causalLM(), maskedLM(), sequenceClassification(...) or regression(...); got ${describeValue(loss)}.`);
+  }
+  const optimizer = (record.optimizer as Optimizer | undefined) ?? adamw();
+  if (!["adamw", "sgd"].includes((optimizer as { optimizer?: string }).optimizer ?? "")) {
+    reader.fail("optimizer", `must be made by adamw(...) or sgd(...); got ${describeValue(optimizer)}.`);
+  }
+  return {
+    loss,
+    optimizer,
+    clipGradNorm: reader.number(record, "clipGradNorm", { above: 0 }) ?? null,
+    checkpointActivations: reader.boolean(record, "checkpointActivations", false),
+    decayBiasesAndNorms: reader.boolean(record, "decayBiasesAndNorms", false),
+  };
+}
+
+function readInference(value: unknown, site: SourceSite | undefined): InferenceSettings {
+  const reader = new OptionReader("defineSpec", site, ["inference"]);
+  const record = reader.object(value ?? {}, ["kvCache", "mergeAdapters", "fusedAttention"]);
+  return {
+    kvCache: reader.boolean(record, "kvCache", true),
+    mergeAdapters: reader.boolean(record, "mergeAdapters", false),
+    fusedAttention: reader.boolean(record, "fusedAttention", false),
+  };
+}
+
+/** True for a value made by `defineSpec`, the check the spec loader applies to a default export. */
+export function isSpec(value: unknown): value is Spec {
+  return typeof value === "object" && value !== null && (value as { kind?: unknown }).kind === "peftc.spec";
+}
+
+/** Throws the error a spec file gets when its default export is not a spec. */
+export function notASpec(file: string, value: unknown): never {
+  throw new SpecError("E_SPEC_EVAL", `${file}: the default export is not a spec; got ${describeValue(value)}. Write \`export default defineSpec({ methods: [...] })\` with defineSpec imported from "peftc".`, undefined);
+}

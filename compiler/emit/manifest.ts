@@ -1,0 +1,65 @@
+import type { LoraRecord, ParameterMethod } from "../methods/parameters";
+
+/** One row of the manifest's parameter table. */
+export interface ManifestParameter {
+  name: string;
+  shape: number[];
+  dtype: string;
+  init: string;
+  module: string;
+  method: ParameterMethod;
+}
+
+/** One emitted graph and its I/O names. */
+export interface ManifestGraph {
+  file: string;
+  inputs: string[];
+  outputs: string[];
+}
+
+/** Trainable and total parameter counts, and PEFT's one-line summary of them. */
+export interface TrainableSummary {
+  trainable: number;
+  all: number;
+  /** trainable / all · 100. */
+  percent: number;
+  /** `trainable params: N || all params: M || trainable%: P`, as PEFT's print_trainable_parameters writes it. */
+  line: string;
+}
+
+/**
+ * manifest.json of an artifact folder: what it was compiled from, the
+ * trainable parameters, the LoRA branches, and the graphs. Every field is a
+ * pure function of the inputs, so recompiling gives the same bytes.
+ */
+export interface Manifest {
+  format: "peftc.artifacts";
+  version: 1;
+  peftcVersion: string;
+  baseModel: {
+    /** File name of the model as given. */
+    file: string;
+    /** SHA-256 of the model file; external data files are identified by name and size below, never read. */
+    sha256: string;
+    externalData: { location: string; bytes: number }[];
+  };
+  spec: {
+    /** File name of the spec, or null for an adapter-only compile. */
+    file: string | null;
+    /** SHA-256 of the spec's canonical JSON (its values, not its formatting). */
+    sha256: string;
+    /** The spec's values with defaults applied. */
+    value: unknown;
+  };
+  /** The adapter folder loaded with `--adapter`, if any. */
+  adapter: string | null;
+  parameters: ManifestParameter[];
+  lora: LoraRecord[];
+  summary: TrainableSummary;
+  graphs: Record<string, ManifestGraph>;
+  /** Base model data files in the artifact folder and how they got there. */
+  externalData: { location: string; placement: "hardlink" | "copy" }[];
+  /** LoRA paths folded into base weights in some graph; empty when every adapter stays separate. */
+  merged: string[];
+  warnings: string[];
+}
