@@ -13,3 +13,7 @@ export { formatWarning, matchSelector, resolveSelection } from "./match";
 export type { Selection, SpecWarning } from "./match";
 export { selectionTargets, torchModuleName } from "./targets";
 export type { Target } from "./targets";
+export { loadSpec } from "./load";
+export type { LoadSpecOptions, LoadedSpec } from "./load";
+export { SpecTypeError, formatDiagnostic } from "./type-check";
+export type { SpecDiagnostic } from "./type-check";

@@ -31,7 +31,7 @@ export interface LoraOptions {
   /**
    * Initialisation of A: `kaiming` (default) draws from PyTorch's
    * `kaiming_uniform_(a=sqrt(5))`, i.e. U(-1/sqrt(in), 1/sqrt(in)); `gaussian`
-   * draws from N(0, 1/r), as PEFT's `init_lora_weights="gaussian"`.
+   * draws from a normal distribution with standard deviation 1/r, as PEFT's `init_lora_weights="gaussian"`.
    */
   init?: LoraInit;
   /** Existing biases that also train: none (default), every bias in the model, or the biases of the adapted layers. */

@@ -43,8 +43,13 @@ function evaluate(term: SelectorTerm, targets: readonly Target[]): Set<Target> {
       return keep((target) => target.kind === "linear" && target.role !== "head" && target.part === undefined);
     case "name": {
       const patterns = term.patterns.map((pattern) => globToRegExp(pattern, "./"));
-      // A part shares its fused module's names, so a name selects the whole module.
-      return keep((target) => target.part === undefined && patterns.some((pattern) => pattern.test(target.originalName) || pattern.test(target.torchName)));
+      // A part shares its fused module's names, so a name selects the module
+      // and its parts; collapseParts keeps the whole module unless another
+      // selector narrows the match to parts (`select.role("attn.q").and(name)`).
+      return keep((target) => {
+        const names = [target.originalName, ...dotSuffixes(target.torchName)];
+        return patterns.some((pattern) => names.some((name) => pattern.test(name)));
+      });
     }
     case "and": {
       const [first, ...rest] = term.items.map((item) => evaluate(item.term, targets));
@@ -58,6 +63,12 @@ function evaluate(term: SelectorTerm, targets: readonly Target[]): Set<Target> {
       return new Set([...evaluate(term.base.term, targets)].filter((target) => !excluded.has(target) && !isPartOfExcluded(target, excluded)));
     }
   }
+}
+
+/** Returns `a.b.c`, `b.c` and `c`: PEFT's target_modules matches a module by any such suffix. */
+function dotSuffixes(name: string): string[] {
+  const segments = name.split(".");
+  return segments.map((_, i) => segments.slice(i).join("."));
 }
 
 function isPartOfExcluded(target: Target, excluded: Set<Target>): boolean {

@@ -1,3 +1,4 @@
+import { types } from "node:util";
 import type { Role } from "../match/module";
 import { type SourceSite, captureSite } from "./site";
 import { SpecError } from "./spec-error";
@@ -136,7 +137,8 @@ export type SelectorLike = Selector | string | readonly string[] | RegExp;
 export function toSelector(value: SelectorLike, site: SourceSite | undefined, option: readonly string[] = []): Selector {
   if (value instanceof Selector) return value;
   if (typeof value === "string") return new Selector({ kind: "path", patterns: [checkPattern(value, site, option)] }, site);
-  if (value instanceof RegExp) return regexSelector(value, site, option);
+  // A realm-independent test, because a spec may run in another realm than the DSL (a Jest test's context).
+  if (types.isRegExp(value)) return regexSelector(value, site, option);
   if (Array.isArray(value) && value.length > 0 && value.every((item) => typeof item === "string")) {
     return new Selector({ kind: "path", patterns: value.map((item) => checkPattern(item, site, option)) }, site);
   }
@@ -212,7 +214,7 @@ export const select = {
   /** Modules whose canonical path matches the regular expression, anchored at the start of the path. */
   regex(pattern: RegExp): Selector {
     const site = captureSite();
-    if (!(pattern instanceof RegExp)) throw new SpecError("E_SPEC_OPTION", `select.regex takes a regular expression literal such as /layers\\.\\d+\\.attn\\.(q|v)$/; got ${describeValue(pattern)}.`, site);
+    if (!types.isRegExp(pattern)) throw new SpecError("E_SPEC_OPTION", `select.regex takes a regular expression literal such as /layers\\.\\d+\\.attn\\.(q|v)$/; got ${describeValue(pattern)}.`, site);
     return regexSelector(pattern, site);
   },
 
@@ -255,8 +257,9 @@ export const select = {
    * Modules by the name the exporter gave them: their initializer or node
    * name (`model.layers.0.self_attn.q_proj.weight`,
    * `/model/layers.0/self_attn/q_proj/MatMul`), or the PyTorch module name
-   * read from it (`model.layers.0.self_attn.q_proj`). Globs as in `path`,
-   * where `*` also stops at `/`.
+   * read from it (`model.layers.0.self_attn.q_proj`) or any dot-separated
+   * suffix of that name (`q_proj`, `self_attn.q_proj`), as PEFT's
+   * `target_modules` matches. Globs as in `path`, where `*` also stops at `/`.
    */
   name(...patterns: string[]): Selector {
     const site = captureSite();

@@ -80,7 +80,8 @@ export function torchModuleName(module: Pick<DiscoveredModule, "originalName" | 
     const segments = name.split("/").filter((segment) => segment !== "");
     if (segments.length >= 2) return segments.slice(0, -1).join(".");
   }
-  const parameter = /^(.+)\.(weight|bias)$/.exec(name);
+  // Some exporters suffix a renamed copy (`h.0.attn.c_attn.weight_resize` from PyTorch 1.6).
+  const parameter = /^(.+)\.(weight|bias)(_[A-Za-z0-9]+)?$/.exec(name);
   if (parameter && !parameter[1].startsWith("onnx::")) return parameter[1];
   return module.path;
 }

@@ -115,6 +115,21 @@ export class Graph {
     }
   }
 
+  /**
+   * Exchanges the names of two node outputs of this graph. A rewrite that
+   * appends a node after a graph output uses it so the graph keeps its
+   * output names.
+   */
+  swapNames(a: Value, b: Value): void {
+    if (a.graph !== this || b.graph !== this) throw new PeftcError("E_IR_INVARIANT", `graph "${this.name}": swapNames takes two values of this graph.`);
+    if (a.initializer || b.initializer) throw new PeftcError("E_IR_INVARIANT", `graph "${this.name}": swapNames cannot rename initializers "${a.name}" and "${b.name}".`);
+    const [first, second] = [a.name, b.name];
+    a.assignName(second);
+    b.assignName(first);
+    this.valuesByName.set(second, a);
+    this.valuesByName.set(first, b);
+  }
+
   addInput(name: string, type: ValueType): Value {
     const value = this.createValue(name, type, true);
     this.inputs.push(value);

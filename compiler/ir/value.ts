@@ -57,6 +57,11 @@ export class Value {
   }
 
   /** True for the placeholder of an omitted optional node output. */
+  /** @internal Sets the name without checks; only Graph.swapNames calls it, and it keeps the name table in step. */
+  assignName(next: string): void {
+    this.valueName = next;
+  }
+
   get isOmitted(): boolean {
     return this.valueName === "";
   }

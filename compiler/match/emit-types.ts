@@ -1,6 +1,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Project, StructureKind, type TypeAliasDeclarationStructure } from "ts-morph";
+import { ModuleDeclarationKind, Project, StructureKind, type TypeAliasDeclarationStructure } from "ts-morph";
 import { PeftcError } from "../errors";
 import type { DiscoveryJson } from "./json";
 
@@ -8,13 +8,20 @@ import type { DiscoveryJson } from "./json";
  * Builds TypeScript declarations of a model's module paths, roles and layer
  * indices as string and number literal unions, so that a PEFT spec written
  * in TypeScript fails to type-check when it selects a module the model does
- * not have. `modelFile` is named in the header comment. An empty union is
- * declared as `never`.
+ * not have. The file also augments the "peftc" module's ModelModules
+ * interface, which narrows the spec DSL's selectors when the file is part
+ * of the spec's program. Selectors also accept the paths and roles of the
+ * parts of a fused QKV projection (`layers.0.attn.q` of GPT-2's `c_attn`),
+ * read from `discovery.attention`. `modelFile` is named in the header
+ * comment. An empty union is declared as `never`.
  */
-export function moduleTypeDeclarations(discovery: Pick<DiscoveryJson, "modules">, modelFile: string): string {
+export function moduleTypeDeclarations(discovery: Pick<DiscoveryJson, "modules" | "attention">, modelFile: string): string {
   const modules = discovery.modules.filter((module) => module.role !== null);
   const paths = modules.map((module) => module.path);
   const roles = [...new Set(modules.map((module) => module.role!))].sort();
+  const parts = fusedQkvParts(discovery);
+  const selectablePaths = [...paths, ...parts.map((part) => part.path).filter((partPath) => !paths.includes(partPath))];
+  const selectableRoles = [...new Set([...roles, ...parts.map((part) => part.role)])].sort();
   const layers = [...new Set(modules.flatMap((module) => (module.layer === null ? [] : [module.layer])))].sort((a, b) => a - b);
 
   // A line break in the file name would end the comment early.
@@ -52,8 +59,51 @@ export function moduleTypeDeclarations(discovery: Pick<DiscoveryJson, "modules">
   file.addTypeAlias(
     alias("ModulePathWithRole<R extends ModuleRole>", "{ [P in ModulePath]: ModuleRoles[P] extends R ? P : never }[ModulePath]", "Paths of the modules whose role is `R`."),
   );
+  file.addTypeAliases([
+    alias("SelectablePath", union(selectablePaths.map(literal)), "Path a selector can name: every module path and the path of each part of a fused QKV projection."),
+    alias("SelectableRole", union(selectableRoles.map(literal)), "Role a selector can name: every module role and the role of each part of a fused QKV projection."),
+  ]);
+  // Augments the DSL's ModelModules interface, so `select.role`, `select.module`
+  // and `select.layers` accept only this model's roles, paths and layers.
+  file.addModule({
+    name: '"peftc"',
+    hasDeclareKeyword: true,
+    declarationKind: ModuleDeclarationKind.Module,
+    docs: ["Narrows the selectors of the peftc spec DSL to this model's modules."],
+    statements: [
+      {
+        kind: StructureKind.Interface,
+        name: "ModelModules",
+        properties: [
+          { name: "path", type: "SelectablePath" },
+          { name: "role", type: "SelectableRole" },
+          { name: "layer", type: "LayerIndex" },
+        ],
+      },
+    ],
+  });
   file.formatText({ indentSize: 2 });
   return file.getFullText();
+}
+
+/**
+ * Lists the parts of each fused QKV projection whose row layout discovery
+ * read, with the path and role the part would have as a separate
+ * projection, as the spec DSL's selection targets name them.
+ */
+function fusedQkvParts(discovery: Pick<DiscoveryJson, "modules" | "attention">): { path: string; role: string }[] {
+  const parts: { path: string; role: string }[] = [];
+  for (const block of discovery.attention ?? []) {
+    const layout = block.qkvLayout;
+    if (!layout || layout.layout === "ambiguous" || !layout.order || !layout.widths) continue;
+    for (const fusedPath of new Set(block.q)) {
+      const fused = discovery.modules.find((module) => module.path === fusedPath && module.role === "attn.qkv");
+      if (!fused) continue;
+      const stem = fused.path.endsWith(".qkv") ? fused.path.slice(0, -".qkv".length) : fused.path;
+      for (const part of layout.order) parts.push({ path: `${stem}.${part}`, role: `attn.${part}` });
+    }
+  }
+  return parts;
 }
 
 /** Quotes `text` as a string literal, because JSON string syntax is valid TypeScript. */

@@ -17,6 +17,8 @@ export interface TrainableParameter {
   /** Canonical path of the module the tensor belongs to. */
   module: string;
   method: ParameterMethod;
+  /** True for a tensor a method added, false for an existing tensor it unfroze. */
+  created: boolean;
   /** Initial values. */
   tensor: Tensor;
 }

@@ -116,3 +116,22 @@ export type TensorArray =
   | Uint32Array
   | BigInt64Array
   | BigUint64Array;
+
+/** Element type names as PyTorch, NumPy and onnxruntime's JavaScript API write them. */
+const ELEMENT_TYPE_NAMES: Partial<Record<DataType, string>> = {
+  [DataType.FLOAT]: "float32",
+  [DataType.FLOAT16]: "float16",
+  [DataType.BFLOAT16]: "bfloat16",
+  [DataType.DOUBLE]: "float64",
+  [DataType.INT64]: "int64",
+  [DataType.INT32]: "int32",
+  [DataType.INT16]: "int16",
+  [DataType.INT8]: "int8",
+  [DataType.UINT8]: "uint8",
+  [DataType.BOOL]: "bool",
+};
+
+/** Returns the element type name users of PyTorch and onnxruntime know ("float32"), or the ONNX name for the rest. */
+export function elementTypeName(dtype: number): string {
+  return ELEMENT_TYPE_NAMES[dtype as DataType] ?? dataTypeName(dtype);
+}

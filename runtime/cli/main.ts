@@ -1,7 +1,9 @@
 import { Command, CommanderError } from "commander";
 import { isPeftcError } from "../../compiler/errors";
+import { registerCompile } from "./compile";
+import { registerExportAdapter } from "./export-adapter";
 import { registerInspect } from "./inspect";
-import { peftcVersion } from "./version";
+import { peftcVersion } from "../../compiler/version";
 
 /** Output streams of the CLI; tests pass buffers instead of the process streams. */
 export interface CliIo {
@@ -25,6 +27,8 @@ function buildProgram(io: CliIo): Command {
     .exitOverride()
     .showHelpAfterError("(run with --help for usage)");
   registerInspect(program, io);
+  registerCompile(program, io);
+  registerExportAdapter(program, io);
   for (const command of program.commands) command.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
   return program;
 }

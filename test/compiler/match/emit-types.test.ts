@@ -66,11 +66,33 @@ describe("module type declarations", () => {
     expect(text).toMatch(/export type LayerIndex =\s+\| 0\s+\| 1;/);
   });
 
+  it("augment the DSL's ModelModules", () => {
+    const text = moduleTypeDeclarations(discoveryToJson(discoverModules(loadModel(LLAMA))), LLAMA);
+    expect(text).toContain('declare module "peftc" {\n  interface ModelModules {\n    path: SelectablePath;\n    role: SelectableRole;\n    layer: LayerIndex;\n  }\n}\n');
+    // llama-tiny has no fused projection, so selectors name exactly its modules.
+    expect(text).toMatch(/export type SelectableRole =\s+\| "attn.k"\s+\| "attn.o"\s+\| "attn.q"\s+\| "attn.v"\s+\| "embed.tokens"/);
+  });
+
+  it("let selectors name the parts of a fused projection", () => {
+    const gpt2 = path.join(FIXTURES_DIR, "gpt2-tiny-op17.onnx");
+    const text = moduleTypeDeclarations(discoveryToJson(discoverModules(loadModel(gpt2))), gpt2);
+    const selectablePaths = /export type SelectablePath =([^;]*);/.exec(text)![1];
+    const modulePaths = /export type ModulePath =([^;]*);/.exec(text)![1];
+    for (const part of ["layers.0.attn.q", "layers.0.attn.k", "layers.1.attn.v"]) {
+      expect(selectablePaths).toContain(`| "${part}"`);
+      expect(modulePaths).not.toContain(`| "${part}"`);
+    }
+    expect(/export type SelectableRole =([^;]*);/.exec(text)![1]).toContain('| "attn.q"');
+    expect(/export type ModuleRole =([^;]*);/.exec(text)![1]).not.toContain('| "attn.q"');
+  });
+
   it("declare never for a model without modules", () => {
     const text = moduleTypeDeclarations({ modules: [] }, "empty.onnx");
     expect(text).toContain("export type ModulePath = never;");
     expect(text).toContain("export type ModuleRole = never;");
     expect(text).toContain("export type LayerIndex = never;");
+    expect(text).toContain("export type SelectablePath = never;");
+    expect(text).toContain("export type SelectableRole = never;");
   });
 
   it("keep a line break in the model name out of the code", () => {

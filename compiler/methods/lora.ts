@@ -1,0 +1,216 @@
+import { PeftcError } from "../errors";
+import { type Attribute, attr } from "../ir/attribute";
+import type { Graph, Position } from "../ir/graph";
+import type { Model } from "../ir/model";
+import type { Node } from "../ir/node";
+import { tensorType } from "../ir/types";
+import type { Value } from "../ir/value";
+import type { QkvPart } from "../match/fused-qkv";
+import type { DiscoveredModule } from "../match/module";
+import { DataType, isFloatType } from "../onnx/dtype";
+import { Tensor } from "../onnx/tensor";
+import { describeLoraInit, initialLoraA } from "./lora-init";
+import type { LoraPlan } from "./lora-plan";
+import type { LoraRecord, TrainableParameter } from "./parameters";
+import { addTrainableTensor, parameterRow } from "./trainable";
+
+/** Whether the rewritten graph trains (dropout active) or evaluates (no dropout). */
+export type GraphMode = "train" | "eval";
+
+/** Initial A [rank, in] and B [out, rank] values for a target path, such as those read from an adapter file. */
+export type LoraValues = ReadonlyMap<string, { a: Float32Array; b: Float32Array }>;
+
+export interface LoraInsertOptions {
+  mode: GraphMode;
+  seed: number;
+  /** Values that replace the initialisation, by target path. */
+  initial?: LoraValues;
+}
+
+/**
+ * Inserts LoRA branches into `model`: for each module,
+ * y' = y + dropout(x)·Aᵀ·(scale·Bᵀ), with A [rank, in] and B [out, rank] new
+ * trainable graph inputs. The base weight is never touched, so its layout
+ * ([in, out] or [out, in] through a Transpose) does not matter here.
+ *
+ * The plans of one fused QKV projection that adapt only some of its parts
+ * share one branch: the parts' A rows are stacked into one [ΣR, in] product,
+ * and a [ΣR, out] matrix puts each part's scaled B on that part's output rows
+ * with zeros elsewhere, so the update costs one extra matmul pair per module
+ * whatever the layout.
+ */
+export function insertLora(model: Model, plans: readonly LoraPlan[], options: LoraInsertOptions): { parameters: TrainableParameter[]; records: LoraRecord[] } {
+  const groups = new Map<DiscoveredModule, LoraPlan[]>();
+  for (const plan of plans) {
+    const group = groups.get(plan.target.module) ?? [];
+    group.push(plan);
+    groups.set(plan.target.module, group);
+  }
+  const parameters: TrainableParameter[] = [];
+  const records: LoraRecord[] = [];
+  for (const [module, group] of groups) {
+    const inserted = insertModuleBranch(model, module, group, options);
+    parameters.push(...inserted.parameters);
+    records.push(...inserted.records);
+  }
+  return { parameters, records };
+}
+
+function insertModuleBranch(model: Model, module: DiscoveredModule, plans: readonly LoraPlan[], options: LoraInsertOptions): { parameters: TrainableParameter[]; records: LoraRecord[] } {
+  // The branch reads and writes the MatMul or Gemm itself, not the module's
+  // outer values: discovery extends those through Reshapes (to 2-D before a
+  // Gemm, to heads after a projection) that change the shape. A bias added
+  // later commutes with the update.
+  const input = module.node.inputs[0];
+  const output = module.node.outputs[0];
+  const weight = module.weight;
+  if (!input || !weight || module.inFeatures === undefined || module.outFeatures === undefined || !module.layout) {
+    throw new PeftcError("E_SPEC_MODEL", `cannot add LoRA to ${module.path} (node "${module.node.name}"): discovery did not find its input, weight and widths.`, { node: module.node.name });
+  }
+  const dtype = weight.value.initializer?.dtype ?? DataType.FLOAT;
+  if (!isFloatType(dtype)) {
+    throw new PeftcError("E_SPEC_MODEL", `cannot add LoRA to ${module.path}: its weight "${weight.value.name}" is ${DataType[dtype]}, not a float type (quantized weights are not supported yet).`, { node: module.node.name });
+  }
+  // A fused attention op (com.microsoft::Attention) reads its packed QKV
+  // weight directly, so there is no projection output to add to. Its update
+  // goes on the weight instead: W + Aᵀ·(scale·Bᵀ), which is exact but cannot
+  // apply dropout to the activations.
+  const packed = module.node.opType !== "MatMul" && module.node.opType !== "Gemm";
+  if (packed && options.mode === "train" && plans.some((plan) => plan.dropout > 0)) {
+    throw new PeftcError("E_SPEC_MODEL", `cannot apply LoRA dropout on ${module.path}: it is the packed weight of ${module.node.qualifiedOpType} (node "${module.node.name}"), whose update is added to the weight, not to activations. Set dropout: 0 for it.`, { node: module.node.name });
+  }
+  const builder = new BranchBuilder(module.node.graph, packed ? { before: module.node } : { after: module.node }, module.path);
+  const parameters: TrainableParameter[] = [];
+  const records: LoraRecord[] = [];
+  const hidden: Value[] = [];
+  const blocks: Value[] = [];
+  for (const plan of plans) {
+    const path = plan.target.path;
+    const outFeatures = plan.target.outFeatures ?? module.outFeatures;
+    const initial = options.initial?.get(path);
+    if (initial && (initial.a.length !== plan.rank * module.inFeatures || initial.b.length !== outFeatures * plan.rank)) {
+      throw new PeftcError(
+        "E_ADAPTER",
+        `the adapter's tensors for ${path} hold ${initial.a.length} and ${initial.b.length} values, but rank ${plan.rank} on a ${module.inFeatures} → ${outFeatures} layer needs ${plan.rank * module.inFeatures} and ${outFeatures * plan.rank}. Make the spec's rank equal the adapter's r.`,
+        { module: path },
+      );
+    }
+    const aValues = initial?.a ?? initialLoraA(plan.init, plan.rank, module.inFeatures, options.seed, `lora_A:${path}`);
+    const bValues = initial?.b ?? new Float32Array(outFeatures * plan.rank);
+    const a = addTrainableTensor(model.graph, `${path}.lora_A`, dtype, [plan.rank, module.inFeatures], aValues);
+    const b = addTrainableTensor(model.graph, `${path}.lora_B`, dtype, [outFeatures, plan.rank], bValues);
+    const init = initial ? "adapter" : describeLoraInit(plan.init, plan.rank, module.inFeatures);
+    parameters.push(parameterRow(a.tensor, "lora", path, init, true), parameterRow(b.tensor, "lora", path, initial ? "adapter" : "zeros", true));
+    records.push({
+      path,
+      module: module.path,
+      torchName: plan.target.torchName,
+      part: plan.target.part ?? null,
+      layout: module.layout,
+      weight: weight.value.name,
+      inFeatures: module.inFeatures,
+      outFeatures,
+      rank: plan.rank,
+      alpha: plan.alpha,
+      rsLora: plan.rsLora,
+      scale: plan.scale,
+      dropout: plan.dropout,
+      a: a.value.name,
+      b: b.value.name,
+      qkv: plan.target.part ? module.qkvLayout! : null,
+    });
+
+    const aT = builder.add("Transpose", [a.value], [attr.ints("perm", [1, 0])]);
+    if (packed) {
+      hidden.push(aT);
+    } else {
+      const dropped = options.mode === "train" && plan.dropout > 0 ? builder.dropout(input, plan.dropout, dtype) : input;
+      hidden.push(builder.add("MatMul", [dropped, aT], [], "lora_A"));
+    }
+    const scaledB = builder.add("Mul", [builder.add("Transpose", [b.value], [attr.ints("perm", [1, 0])]), builder.scalar(plan.scale, dtype)]);
+    blocks.push(plan.target.part ? builder.placeOnRows(scaledB, plan.rank, plan.target.part, module, dtype) : scaledB);
+  }
+  const h = hidden.length === 1 ? hidden[0] : builder.add("Concat", hidden, [attr.int("axis", -1)]);
+  const bFused = blocks.length === 1 ? blocks[0] : builder.add("Concat", blocks, [attr.int("axis", 0)]);
+  const delta = builder.add("MatMul", [h, bFused], [], "lora_B");
+  if (packed) {
+    // The packed weight is stored [in, out], as Aᵀ·Bᵀ is.
+    const merged = builder.add("Add", [weight.value, delta], [], "lora_weight");
+    module.node.inputs.forEach((value, index) => {
+      if (value === weight.value) module.node.setInput(index, merged);
+    });
+  } else {
+    builder.addToOutput(output, delta);
+  }
+  return { parameters, records };
+}
+
+/** Adds the nodes of one LoRA branch in order, after an anchor node. */
+class BranchBuilder {
+  private last: Node | undefined;
+
+  constructor(
+    private readonly graph: Graph,
+    /** Where the first node goes; each later node follows the one before it. */
+    private readonly start: Position,
+    private readonly path: string,
+  ) {}
+
+  private get position(): Position {
+    return this.last ? { after: this.last } : this.start;
+  }
+
+  /** Adds a node named `/<path>/<label>` (label defaults to the op type) and returns its output. */
+  add(opType: string, inputs: Value[], attributes: Attribute[] = [], label = opType): Value {
+    const node = this.graph.addNode({ opType, name: `/${this.path}/${label}`, inputs, attributes }, this.position);
+    this.last = node;
+    return node.outputs[0];
+  }
+
+  scalar(value: number, dtype: DataType): Value {
+    return this.graph.addInitializer(Tensor.fromArray(`${this.path}.lora_scale`, dtype, [], Float32Array.of(value)));
+  }
+
+  dropout(input: Value, ratio: number, dtype: DataType): Value {
+    const ratioValue = this.graph.addInitializer(Tensor.fromArray(`${this.path}.lora_dropout`, dtype, [], Float32Array.of(ratio)));
+    const training = this.graph.addInitializer(Tensor.fromArray(`${this.path}.lora_dropout_training`, DataType.BOOL, [], Uint8Array.of(1)));
+    return this.add("Dropout", [input, ratioValue, training], [], "lora_dropout");
+  }
+
+  /**
+   * Widens a part's [rank, part rows] block to [rank, fused rows] with zeros
+   * on the other parts' rows. Contiguous layouts are one group; interleaved
+   * ones repeat [q, k, v] rows per head group, so the block is reshaped to
+   * [rank, groups, rows per group], concatenated per group, and flattened.
+   */
+  placeOnRows(block: Value, rank: number, part: QkvPart, module: DiscoveredModule, dtype: DataType): Value {
+    const layout = module.qkvLayout!;
+    const groups = layout.layout === "interleaved" ? layout.groups! : 1;
+    const pieces = layout.order!.map((each) => {
+      if (each === part) return groups === 1 ? block : this.reshape(block, [rank, groups, layout.widths![part]]);
+      const shape = groups === 1 ? [rank, layout.widths![each]] : [rank, groups, layout.widths![each]];
+      const zeros = new Float32Array(shape.reduce((a, b) => a * b, 1));
+      return this.graph.addInitializer(Tensor.fromArray(`${module.path}.lora_zeros_${each}`, dtype, shape, zeros));
+    });
+    const placed = this.add("Concat", pieces, [attr.int("axis", -1)]);
+    return groups === 1 ? placed : this.reshape(placed, [rank, module.outFeatures!]);
+  }
+
+  reshape(value: Value, shape: number[]): Value {
+    const target = this.graph.addInitializer(Tensor.fromArray(`${this.path}.lora_shape`, DataType.INT64, [shape.length], BigInt64Array.from(shape.map(BigInt))));
+    return this.add("Reshape", [value, target]);
+  }
+
+  /** Adds `delta` to `output` and moves every reader of `output` to the sum, keeping a graph output's name. */
+  addToOutput(output: Value, delta: Value): void {
+    const sum = this.graph.addNode({ opType: "Add", name: `/${this.path}/lora_add`, inputs: [output, delta] }, this.position);
+    const result = sum.outputs[0];
+    result.type = output.type;
+    for (const use of [...output.uses]) if (use.node !== sum) use.node.setInput(use.index, result);
+    if (this.graph.isReturned(output)) {
+      this.graph.replaceOutput(output, result);
+      this.graph.swapNames(output, result);
+    }
+    if (!result.type && output.type?.kind === "tensor") result.type = tensorType(output.type.elemType, output.type.shape);
+  }
+}

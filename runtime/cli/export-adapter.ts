@@ -1,0 +1,106 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { Command } from "commander";
+import type { Manifest } from "../../compiler/emit/manifest";
+import { type PeftAdapterDefaults, writePeftAdapter } from "../../compiler/emit/peft-adapter";
+import { readSafetensors } from "../../compiler/emit/safetensors";
+import { PeftcError } from "../../compiler/errors";
+import type { CliIo } from "./main";
+
+interface ExportAdapterOptions {
+  out: string;
+  params?: string;
+  taskType: string;
+  baseModel?: string;
+}
+
+/** Reads and checks manifest.json of an artifact folder. */
+export function readManifest(artifactDir: string): Manifest {
+  const file = path.join(artifactDir, "manifest.json");
+  if (!fs.existsSync(file)) {
+    throw new PeftcError("E_ARTIFACT", `${file} not found: ${artifactDir} is not an artifact folder. Pass the folder that peftc compile wrote.`, { file });
+  }
+  let manifest: unknown;
+  try {
+    manifest = JSON.parse(fs.readFileSync(file, "utf8"));
+  } catch (error) {
+    throw new PeftcError("E_ARTIFACT", `${file} is not valid JSON (${(error as Error).message}). Compile the artifacts again.`, { file });
+  }
+  const record = manifest as Partial<Manifest> | null;
+  if (record === null || typeof record !== "object" || record.format !== "peftc.artifacts") {
+    throw new PeftcError("E_ARTIFACT", `${file} is not a peftc manifest: its "format" is not "peftc.artifacts".`, { file });
+  }
+  if (record.version !== 1) {
+    throw new PeftcError("E_ARTIFACT", `${file} has manifest version ${JSON.stringify(record.version)}, but this peftc reads version 1. Compile the artifacts again with this peftc.`, { file });
+  }
+  if (!Array.isArray(record.lora) || !Array.isArray(record.parameters)) {
+    throw new PeftcError("E_ARTIFACT", `${file} has no "lora" and "parameters" lists. Compile the artifacts again.`, { file });
+  }
+  return record as Manifest;
+}
+
+/**
+ * Returns the adapter-wide settings of the spec's first lora() method, read
+ * from the manifest's spec.value. Fields that are absent or of the wrong
+ * type are left to the writer's defaults.
+ */
+function specDefaults(manifest: Manifest): PeftAdapterDefaults {
+  const value = manifest.spec?.value as { methods?: unknown } | null | undefined;
+  const methods = Array.isArray(value?.methods) ? (value.methods as Record<string, unknown>[]) : [];
+  const lora = methods.find((method) => method !== null && typeof method === "object" && method.method === "lora");
+  if (!lora) return {};
+  const defaults: PeftAdapterDefaults = {};
+  if (typeof lora.rank === "number") defaults.rank = lora.rank;
+  if (typeof lora.alpha === "number") defaults.alpha = lora.alpha;
+  if (typeof lora.dropout === "number") defaults.dropout = lora.dropout;
+  if (typeof lora.rsLora === "boolean") defaults.rsLora = lora.rsLora;
+  if (lora.bias === "none" || lora.bias === "all" || lora.bias === "lora_only") defaults.bias = lora.bias;
+  if (typeof lora.init === "string") defaults.init = lora.init;
+  return defaults;
+}
+
+/** Adds `peftc export-adapter ARTIFACT_DIR --out DIR`. */
+export function registerExportAdapter(program: Command, io: CliIo): void {
+  program
+    .command("export-adapter")
+    .description(
+      "Write the LoRA adapter of an artifact folder as a Hugging Face PEFT adapter folder (adapter_config.json and adapter_model.safetensors) that PeftModel.from_pretrained loads.",
+    )
+    .argument("<artifact-dir>", "artifact folder written by peftc compile, whose manifest.json lists the LoRA branches")
+    .requiredOption("--out <dir>", "adapter folder to write. It is created if missing, and an existing one must be empty or contain an earlier adapter")
+    .option("--params <file>", "safetensors file with the trained values, such as a training checkpoint (default: <artifact-dir>/params.safetensors)")
+    .option("--task-type <type>", "PEFT task_type written to adapter_config.json", "CAUSAL_LM")
+    .option("--base-model <name>", "base_model_name_or_path written to adapter_config.json: the Hugging Face model id or path of the base model (default: null)")
+    .action((artifactDir: string, options: ExportAdapterOptions) => {
+      const manifest = readManifest(artifactDir);
+      if (manifest.lora.length === 0) {
+        throw new PeftcError(
+          "E_ARTIFACT",
+          `${path.join(artifactDir, "manifest.json")} lists no LoRA branches, so there is no PEFT LoRA adapter to export. Compile a spec that uses lora().`,
+          { file: artifactDir },
+        );
+      }
+      const paramsFile = options.params ?? path.join(artifactDir, "params.safetensors");
+      const { tensors } = readSafetensors(paramsFile);
+
+      const written = writePeftAdapter(options.out, {
+        lora: manifest.lora,
+        tensors,
+        taskType: options.taskType,
+        baseModel: options.baseModel ?? null,
+        defaults: specDefaults(manifest),
+      });
+
+      const skipped = manifest.parameters.filter((parameter) => parameter.method !== "lora");
+      if (skipped.length > 0) {
+        // NOTE: trained biases and fully trained modules have no PyTorch names in the manifest, so they cannot be exported yet.
+        io.stderr(`peftc: warning: ${skipped.length} trainable tensors that are not LoRA weights (${skipped.map((parameter) => parameter.name).join(", ")}) are not in the adapter, so PEFT will use the base model's values for them.\n`);
+      }
+      const fused = written.modules.filter((module) => module.parts !== null);
+      io.stdout(
+        `wrote ${options.out}: ${written.modules.length} LoRA modules, r ${written.config.r}, lora_alpha ${written.config.lora_alpha}` +
+          (fused.length > 0 ? `, ${fused.length} fused QKV projections adapted as a whole` : "") +
+          "\n",
+      );
+    });
+}

@@ -1,0 +1,70 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as ort from "onnxruntime-node";
+import { loadSpec } from "../../compiler/dsl/load";
+import { compileArtifacts } from "../../compiler/emit/compile";
+import { readSafetensors } from "../../compiler/emit/safetensors";
+import { CORPUS_DIR, hasCorpus } from "../helpers/corpus";
+import { makeFeeds, maxAbsDifference, openSession } from "../helpers/ort";
+import { DataType } from "../../compiler/onnx/dtype";
+import { makeTempDir, removeTempDirs } from "../helpers/temp";
+
+const ROOT = path.resolve(__dirname, "../..");
+const FIXTURES = path.join(ROOT, "fixtures");
+
+afterAll(removeTempDirs);
+
+/** Which models each example spec must compile against, as specs/README.md lists them. */
+const CASES: [spec: string, model: string][] = [
+  ["lora-attention-qv.ts", path.join(FIXTURES, "gpt2-tiny-op14.onnx")],
+  ["lora-attention-qv.ts", path.join(FIXTURES, "gpt2-tiny-op17.onnx")],
+  ["lora-attention-qv.ts", path.join(FIXTURES, "llama-tiny.onnx")],
+  ["lora-attention-qv.ts", path.join(FIXTURES, "bert-tiny-op17.onnx")],
+  ["lora-all-linear.ts", path.join(FIXTURES, "gpt2-tiny-op17.onnx")],
+  ["lora-all-linear.ts", path.join(FIXTURES, "llama-tiny.onnx")],
+  ["lora-all-linear.ts", path.join(FIXTURES, "bert-tiny-op14.onnx")],
+  ["lora-gpt2-fused-qv.ts", path.join(FIXTURES, "gpt2-tiny-op17.onnx")],
+  ["lora-gpt2-fused-qv.ts", path.join(FIXTURES, "gpt2-tiny-op14.onnx")],
+];
+const CORPUS_CASES: [spec: string, model: string][] = hasCorpus
+  ? [
+      ["lora-attention-qv.ts", path.join(CORPUS_DIR, "aidreams260K", "model.onnx")],
+      ["lora-attention-qv.ts", path.join(CORPUS_DIR, "aidreams260K", "model_with_past.onnx")],
+      ["lora-all-linear.ts", path.join(CORPUS_DIR, "aidreams260K", "model_nofold.onnx")],
+      ["lora-attention-qv.ts", path.join(CORPUS_DIR, "torch-gpt2tiny-op17", "model.onnx")],
+      ["lora-attention-qv.ts", path.join(CORPUS_DIR, "genai-gpt2-past-fused-fp32", "past.onnx")],
+      ["lora-all-linear.ts", path.join(CORPUS_DIR, "torch-berttiny-op17", "model.onnx")],
+    ]
+  : [];
+
+/** Reads params.safetensors as feeds for the graph's parameter inputs. */
+function parameterFeeds(outDir: string): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const [name, tensor] of readSafetensors(path.join(outDir, "params.safetensors")).tensors) {
+    feeds[name] = new ort.Tensor(tensor.dtype === DataType.FLOAT16 ? "float16" : "float32", tensor.data() as Float32Array, [...tensor.dims]);
+  }
+  return feeds;
+}
+
+describe("example specs", () => {
+  test("every spec file is listed", () => {
+    const files = fs.readdirSync(path.join(ROOT, "specs")).filter((file) => file.endsWith(".ts"));
+    expect(files.sort()).toEqual([...new Set(CASES.map(([spec]) => spec))].sort());
+  });
+
+  test.each([...CASES, ...CORPUS_CASES].map(([spec, model]) => [spec, path.relative(ROOT, model), model]))("%s on %s keeps the base outputs", async (spec, _shown, model) => {
+    const loaded = loadSpec(path.join(ROOT, "specs", spec));
+    const out = path.join(makeTempDir(), "out");
+    const result = compileArtifacts({ modelFile: model, outDir: out, spec: loaded.spec, specFile: loaded.file, relocate: (error) => loaded.relocate(error) });
+    expect(result.manifest.lora.length).toBeGreaterThan(0);
+    // B starts at zero, so the adapted graph must give the base model's outputs bit for bit.
+    const base = await openSession(model);
+    const feeds = makeFeeds(base);
+    const expected = await base.run(feeds);
+    const session = await openSession(path.join(out, "eval.onnx"));
+    const outputs = await session.run({ ...feeds, ...parameterFeeds(out) });
+    expect(maxAbsDifference(expected, outputs)).toBe(0);
+    await session.release();
+    await base.release();
+  });
+});
