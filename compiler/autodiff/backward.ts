@@ -1,0 +1,127 @@
+import { PeftcError } from "../errors";
+import type { Model } from "../ir/model";
+import type { Node } from "../ir/node";
+import { topologicalOrder } from "../ir/topological-sort";
+import type { Value } from "../ir/value";
+import { isFloatType } from "../onnx/dtype";
+import { GradBuilder } from "./grad-builder";
+import { gradientRule } from "./rules";
+
+export interface BackwardOptions {
+  /** Name prefix of the backward nodes and constants. Default `/grad`. */
+  prefix?: string;
+}
+
+/**
+ * Appends the reverse-mode backward pass of `model`'s main graph and
+ * returns the gradient of each tensor in `wrt`.
+ *
+ * `seeds` gives the gradient of the loss with respect to some forward
+ * values (the loss itself with a gradient of one, or the logits with a
+ * loss's closed-form gradient). Only nodes on a path from a `wrt` tensor to
+ * a seeded value are differentiated, so frozen weights get no gradient and
+ * the layers below the lowest trainable tensor get no backward at all.
+ * Integer and boolean values never carry gradients. Partial gradients of a
+ * value read by several nodes are summed, so a tensor used twice (a tied
+ * embedding and head) gets one gradient. A `wrt` tensor the seeds do not
+ * depend on gets zeros.
+ */
+export function buildBackward(model: Model, seeds: ReadonlyMap<Value, Value>, wrt: readonly Value[], options: BackwardOptions = {}): Map<Value, Value> {
+  const graph = model.graph;
+  const b = new GradBuilder(graph, model.opsetVersion("") ?? 0, options.prefix ?? "/grad");
+  if (b.opset < 13) {
+    throw new PeftcError("E_ONNX_INVALID", `model: training graphs need default-domain opset 13 or later (axes as inputs); this model imports opset ${b.opset}. Re-export it with opset_version=13 or later.`);
+  }
+  const order = topologicalOrder(graph);
+  const dependsOnWrt = forwardReach(order, wrt);
+  const active = activeNodes(order, seeds, dependsOnWrt);
+
+  const partials = new Map<Value, Value[]>();
+  const addPartial = (value: Value, grad: Value): void => {
+    const list = partials.get(value) ?? [];
+    list.push(b.typed(grad, value));
+    partials.set(value, list);
+  };
+  for (const [value, grad] of seeds) addPartial(value, grad);
+  const total = (value: Value): Value | undefined => {
+    const list = partials.get(value);
+    if (!list || list.length === 0) return undefined;
+    if (list.length > 1) {
+      const sum = b.typed(b.op(list.length === 2 ? "Add" : "Sum", list), value);
+      partials.set(value, [sum]);
+    }
+    return partials.get(value)![0];
+  };
+
+  for (let i = order.length - 1; i >= 0; i--) {
+    const node = order[i];
+    if (!active.has(node)) continue;
+    const outputGrads = node.outputs.map((output) => (output.isOmitted ? undefined : total(output)));
+    if (outputGrads.every((grad) => grad === undefined)) continue;
+    const rule = gradientRule(node);
+    if (!rule) throw missingRule(node, dependsOnWrt, wrt);
+    b.scope = node.name;
+    const needsGrad = (index: number): boolean => {
+      const input = node.inputs[index];
+      return input !== undefined && !input.isOmitted && dependsOnWrt.has(input) && isFloatValue(input);
+    };
+    const inputGrads = rule({ node, b, outputGrads, needsGrad });
+    node.inputs.forEach((input, index) => {
+      const grad = inputGrads[index];
+      if (grad && input && needsGrad(index)) addPartial(input, grad);
+    });
+  }
+  b.scope = "";
+
+  const grads = new Map<Value, Value>();
+  for (const value of wrt) grads.set(value, total(value) ?? b.typed(b.zerosLike(value), value));
+  return grads;
+}
+
+function isFloatValue(value: Value): boolean {
+  return value.type?.kind === "tensor" ? isFloatType(value.type.elemType) : value.initializer !== undefined && isFloatType(value.initializer.dtype);
+}
+
+/** Float values computed from a `wrt` tensor; integer and boolean results end a path because they carry no gradient. */
+function forwardReach(order: readonly Node[], wrt: readonly Value[]): Set<Value> {
+  const reached = new Set<Value>(wrt);
+  for (const node of order) {
+    if (!node.inputs.some((input) => input !== undefined && reached.has(input))) continue;
+    for (const output of node.outputs) if (!output.isOmitted && isFloatValue(output)) reached.add(output);
+  }
+  return reached;
+}
+
+/** Nodes that read a value depending on `wrt` and lead to a seeded value. */
+function activeNodes(order: readonly Node[], seeds: ReadonlyMap<Value, Value>, dependsOnWrt: ReadonlySet<Value>): Set<Node> {
+  const needed = new Set<Value>(seeds.keys());
+  const active = new Set<Node>();
+  for (let i = order.length - 1; i >= 0; i--) {
+    const node = order[i];
+    if (!node.outputs.some((output) => needed.has(output))) continue;
+    if (!node.inputs.some((input) => input !== undefined && dependsOnWrt.has(input))) continue;
+    active.add(node);
+    for (const input of node.inputs) if (input && dependsOnWrt.has(input)) needed.add(input);
+  }
+  return active;
+}
+
+/** The error for an op without a gradient rule: names the op, the node and the path from a trainable tensor to it. */
+function missingRule(node: Node, dependsOnWrt: ReadonlySet<Value>, wrt: readonly Value[]): PeftcError {
+  const path: string[] = [];
+  let value = node.inputs.find((input) => input !== undefined && dependsOnWrt.has(input));
+  const trainable = new Set(wrt);
+  while (value && !trainable.has(value) && path.length < 50) {
+    const producer = value.producer;
+    if (!producer) break;
+    path.unshift(`${producer.opType} "${producer.name}"`);
+    value = producer.inputs.find((input) => input !== undefined && dependsOnWrt.has(input));
+  }
+  const start = value && trainable.has(value) ? `trainable tensor "${value.name}"` : "a trainable tensor";
+  const route = [start, ...path, `${node.qualifiedOpType} "${node.name}"`].join(" → ");
+  return new PeftcError(
+    "E_UNKNOWN_DOMAIN",
+    `no gradient rule for ${node.qualifiedOpType} (node "${node.name}"), which lies between a trainable tensor and the loss: ${route}. Freeze the layers before it, or report the op so a rule can be added.`,
+    { node: node.name, op: node.qualifiedOpType },
+  );
+}
