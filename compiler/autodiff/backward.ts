@@ -78,8 +78,16 @@ export function buildBackward(model: Model, seeds: ReadonlyMap<Value, Value>, wr
   return grads;
 }
 
+/**
+ * True for values that can carry a gradient. A value shape inference left
+ * untyped counts as float, so the backward pass reaches it and its rule
+ * fails loudly on the unknown type, instead of the trainable tensors above it
+ * silently getting zeros.
+ */
 function isFloatValue(value: Value): boolean {
-  return value.type?.kind === "tensor" ? isFloatType(value.type.elemType) : value.initializer !== undefined && isFloatType(value.initializer.dtype);
+  if (value.type?.kind === "tensor") return isFloatType(value.type.elemType);
+  if (value.initializer) return isFloatType(value.initializer.dtype);
+  return true;
 }
 
 /** Float values computed from a `wrt` tensor; integer and boolean results end a path because they carry no gradient. */

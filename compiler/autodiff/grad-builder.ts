@@ -1,3 +1,4 @@
+import { PeftcError } from "../errors";
 import { type Attribute, attr } from "../ir/attribute";
 import type { Graph } from "../ir/graph";
 import { type Dim, tensorType } from "../ir/types";
@@ -41,9 +42,15 @@ export class GradBuilder {
     return this.constant(`${dtype}:${value}`, () => Tensor.fromArray(`${this.prefix}/const`, dtype, [], dtype === DataType.DOUBLE ? Float64Array.of(value) : Float32Array.of(value)));
   }
 
-  /** A 1-D int64 constant, shared by value, for shapes, axes and indices. */
+  /**
+   * A 1-D int64 constant, shared by value, for shapes, axes and indices.
+   * Values past ±2^62 are clamped there: they can only be "to the end"
+   * sentinels such as a Slice end of 2^63 - 1, which a double rounds up to
+   * 2^63 and int64 cannot hold.
+   */
   ints(values: readonly number[]): Value {
-    return this.constant(`ints:${values.join(",")}`, () => Tensor.fromArray(`${this.prefix}/ints`, DataType.INT64, [values.length], BigInt64Array.from(values.map(BigInt))));
+    const clamped = values.map((value) => Math.max(-(2 ** 62), Math.min(2 ** 62, value)));
+    return this.constant(`ints:${clamped.join(",")}`, () => Tensor.fromArray(`${this.prefix}/ints`, DataType.INT64, [clamped.length], BigInt64Array.from(clamped.map(BigInt))));
   }
 
   /** A 0-D int64 constant. */
@@ -70,9 +77,15 @@ export class GradBuilder {
     return shape;
   }
 
-  /** The element type of a value, from shape inference; float32 when unknown. */
+  /**
+   * The element type of a value, from shape inference or `typed`. Values a
+   * rule just made are untyped, so rules read types from forward values;
+   * asking for an untyped value's type is a bug and throws.
+   */
   dtype(value: Value): DataType {
-    return value.type?.kind === "tensor" ? value.type.elemType : DataType.FLOAT;
+    if (value.type?.kind === "tensor") return value.type.elemType;
+    if (value.initializer) return value.initializer.dtype;
+    throw new PeftcError("E_IR_INVARIANT", `backward pass: the element type of "${value.name}" is unknown. A gradient rule must read types from forward values; please report this.`, { value: value.name });
   }
 
   /** The static shape of a value, from shape inference. */
@@ -108,8 +121,14 @@ export class GradBuilder {
     return this.op("Reshape", [x, this.shape(like)]);
   }
 
-  /** Zeros shaped and typed like `like`. */
+  /**
+   * Zeros shaped and typed like `like`, from its runtime shape, so they are
+   * zero even where `like` is infinite and do not keep `like` alive.
+   */
   zerosLike(like: Value): Value {
-    return this.op("Mul", [like, this.scalar(0, this.dtype(like))]);
+    const dtype = this.dtype(like);
+    // Every float type encodes 0 as all-zero bytes, so a zeroed array of the decoded type fits each of them.
+    const zero = Tensor.fromArray("zero", dtype, [1], dtype === DataType.DOUBLE ? new Float64Array(1) : new Float32Array(1));
+    return this.op("ConstantOfShape", [this.shape(like)], [attr.tensor("value", zero)]);
   }
 }

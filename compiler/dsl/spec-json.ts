@@ -11,7 +11,8 @@ export function specToJson(spec: Spec): unknown {
   return toPlain(spec);
 }
 
-function toPlain(value: unknown): unknown {
+/** Converts any DSL value (settings, losses, selectors) to plain JSON data the way `specToJson` does. */
+export function toPlain(value: unknown): unknown {
   if (value instanceof Selector) return toPlain(value.toJSON());
   if (value instanceof Map) return Object.fromEntries([...value.entries()].map(([key, item]) => [String(key), toPlain(item)]));
   if (Array.isArray(value)) return value.map(toPlain);

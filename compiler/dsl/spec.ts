@@ -10,7 +10,11 @@ export type Method = LoraMethod;
 
 /** Training settings of `defineSpec`. */
 export interface TrainOptions {
-  /** The loss; default `causalLM()`. It fixes the training graph's `labels` input. */
+  /**
+   * The loss. It fixes the training graph's `labels` input. Default: from
+   * the model's logits, `causalLM()` for [batch, sequence, vocab] and
+   * `sequenceClassification` for [batch, classes].
+   */
   loss?: Loss;
   /** The optimizer; default `adamw()`. */
   optimizer?: Optimizer;
@@ -43,7 +47,8 @@ export interface SpecOptions {
 }
 
 export interface TrainSettings {
-  readonly loss: Loss;
+  /** Null when the spec leaves the loss to the model's logits shape. */
+  readonly loss: Loss | null;
   readonly optimizer: Optimizer;
   readonly clipGradNorm: number | null;
   readonly checkpointActivations: boolean;
@@ -97,8 +102,8 @@ export function defineSpec(options: SpecOptions): Spec {
 function readTrain(value: unknown, site: SourceSite | undefined): TrainSettings {
   const reader = new OptionReader("defineSpec", site, ["train"]);
   const record = reader.object(value ?? {}, ["loss", "optimizer", "clipGradNorm", "checkpointActivations", "decayBiasesAndNorms"]);
-  const loss = (record.loss as Loss | undefined) ?? causalLM();
-  if (!["causal_lm", "masked_lm", "sequence_classification", "regression"].includes((loss as { loss?: string }).loss ?? "")) {
+  const loss = (record.loss as Loss | undefined) ?? null;
+  if (loss !== null && !["causal_lm", "masked_lm", "sequence_classification", "regression"].includes((loss as { loss?: string }).loss ?? "")) {
     reader.fail("loss", `must be made by causalLM(), maskedLM(), sequenceClassification(...) or regression(...); got ${describeValue(loss)}.`);
   }
   const optimizer = (record.optimizer as Optimizer | undefined) ?? adamw();
@@ -122,6 +127,11 @@ function readInference(value: unknown, site: SourceSite | undefined): InferenceS
     mergeAdapters: reader.boolean(record, "mergeAdapters", false),
     fusedAttention: reader.boolean(record, "fusedAttention", false),
   };
+}
+
+/** Training settings with every default, for a compile without a spec (an adapter folder alone). */
+export function defaultTrainSettings(): TrainSettings {
+  return readTrain(undefined, undefined);
 }
 
 /** True for a value made by `defineSpec`, the check the spec loader applies to a default export. */

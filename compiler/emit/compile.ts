@@ -3,9 +3,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { PeftcError } from "../errors";
 import type { SpecWarning } from "../dsl/match";
-import type { Spec } from "../dsl/spec";
+import { type Spec, type TrainSettings, defaultTrainSettings } from "../dsl/spec";
 import { isSpecError, type SpecError } from "../dsl/spec-error";
-import { canonicalJson, specHash, specToJson } from "../dsl/spec-json";
+import { canonicalJson, specHash, specToJson, toPlain } from "../dsl/spec-json";
 import { externalDataRefs, loadModel, saveModel } from "../ir/io";
 import type { Model } from "../ir/model";
 import { validateModel } from "../ir/validate";
@@ -16,7 +16,11 @@ import { type PeftGraph, applySpec } from "../methods/apply";
 import type { Tensor } from "../onnx/tensor";
 import { type AdapterPlans, adapterPlans } from "./adapter-import";
 import { withStagingFolder } from "./artifact-folder";
-import type { Manifest } from "./manifest";
+import type { Manifest, ManifestGraph } from "./manifest";
+import type { PlacedExternalFile } from "../onnx/external-files";
+import type { Discovery } from "../match/discover";
+import type { TrainableParameter } from "../methods/parameters";
+import { type TrainingGraphKind, addTrainingHead, buildApplyGraph, optimizerStateNames } from "../train/training-graphs";
 import { peftcVersion } from "../version";
 import { writeSafetensors } from "./safetensors";
 import { countBaseParameters, trainableSummary } from "./trainable-summary";
@@ -43,7 +47,15 @@ export interface CompileResult {
 }
 
 /** File names of an artifact folder. */
-export const ARTIFACT_FILES = { eval: "eval.onnx", params: "params.safetensors", manifest: "manifest.json", types: "model.d.ts" } as const;
+export const ARTIFACT_FILES = {
+  eval: "eval.onnx",
+  grad: "grad.onnx",
+  train: "train.onnx",
+  apply: "apply.onnx",
+  params: "params.safetensors",
+  manifest: "manifest.json",
+  types: "model.d.ts",
+} as const;
 
 /**
  * Compiles a model and a spec into an artifact folder: the PEFT forward
@@ -55,7 +67,67 @@ export const ARTIFACT_FILES = { eval: "eval.onnx", params: "params.safetensors",
  * existing tensors that become trainable.
  */
 export function compileArtifacts(options: CompileOptions): CompileResult {
+  const eval_ = compileGraph(options, "eval");
+  const { model, discovery, peft, baseCount } = eval_;
+  const graphs = new Map<TrainingGraphKind, Model>([["eval", model]]);
+  const warnings = new Map(peft.warnings.map((warning) => [warning.message, warning]));
+  for (const kind of ["grad", "train"] as const) {
+    const built = compileGraph(options, kind);
+    checkSameParameters(peft, built.peft, kind);
+    graphs.set(kind, built.model);
+    for (const warning of built.peft.warnings) if (!warnings.has(warning.message)) warnings.set(warning.message, warning);
+  }
+  const settings = options.spec?.train ?? defaultTrainSettings();
+  const decays = decayRule(discovery, settings);
+  const apply = buildApplyGraph(peft.parameters, settings, decays, model.opsetVersion("") ?? 17);
+
+  const summary = trainableSummary(baseCount, peft.parameters);
+  const files: string[] = [];
+  let manifest: Manifest | undefined;
+  withStagingFolder(options.outDir, (staging) => {
+    const placed: PlacedExternalFile[] = [];
+    for (const [kind, graph] of graphs) {
+      placed.push(...saveModel(graph, path.join(staging, ARTIFACT_FILES[kind])));
+      files.push(ARTIFACT_FILES[kind]);
+    }
+    saveModel(apply, path.join(staging, ARTIFACT_FILES.apply));
+    files.push(ARTIFACT_FILES.apply);
+    writeSafetensors(path.join(staging, ARTIFACT_FILES.params), new Map<string, Tensor>(peft.parameters.map((parameter) => [parameter.name, parameter.tensor])), { format: "pt" });
+    files.push(ARTIFACT_FILES.params);
+    fs.writeFileSync(path.join(staging, ARTIFACT_FILES.types), moduleTypeDeclarations(discoveryToJson(discovery), path.basename(options.modelFile)));
+    files.push(ARTIFACT_FILES.types);
+    const copied = new Map(placed.filter((file) => file.placement === "hardlink" || file.placement === "copy").map((file) => [file.location, file]));
+    manifest = buildManifest(options, graphs, apply, peft, summary, settings, decays, [...copied.values()], [...warnings.values()]);
+    fs.writeFileSync(path.join(staging, ARTIFACT_FILES.manifest), JSON.stringify(manifest, null, 2) + "\n");
+    files.push(ARTIFACT_FILES.manifest);
+    files.push(...copied.keys());
+  });
+  return { outDir: options.outDir, manifest: manifest!, warnings: [...warnings.values()], files };
+}
+
+interface CompiledGraph {
+  model: Model;
+  discovery: Discovery;
+  peft: PeftGraph;
+  baseCount: number;
+}
+
+/**
+ * Loads the model, applies the spec (dropout only in the grad and train
+ * graphs) and adds the graph's loss, backward pass or optimizer step. Each
+ * graph starts from its own load, because the rewrite changes the model in
+ * place; loading reads no weight data.
+ */
+function compileGraph(options: CompileOptions, kind: TrainingGraphKind): CompiledGraph {
   const model = loadModel(options.modelFile);
+  const opset = model.opsetVersion("") ?? 0;
+  if (opset < 13) {
+    throw new PeftcError(
+      "E_ONNX_INVALID",
+      `${options.modelFile}: the model imports default-domain opset ${opset}, but the loss and the backward pass need opset 13 or later (axes as inputs). Re-export the model with opset_version=13 or later.`,
+      { file: options.modelFile },
+    );
+  }
   const baseCount = countBaseParameters(model);
   const discovery = discoverModules(model);
   const adapter: AdapterPlans | null = options.adapterDir ? adapterPlans(options.adapterDir, discovery) : null;
@@ -65,7 +137,7 @@ export function compileArtifacts(options: CompileOptions): CompileResult {
   let peft: PeftGraph;
   try {
     peft = applySpec(model, discovery, options.spec, {
-      mode: "eval",
+      mode: kind === "eval" ? "eval" : "train",
       extraLora: options.spec ? [] : adapter!.plans,
       initialLora: adapter?.values,
     });
@@ -74,36 +146,56 @@ export function compileArtifacts(options: CompileOptions): CompileResult {
     throw error;
   }
   if (adapter && options.spec) adapter.checkCovered(peft.lora);
+  const settings = options.spec?.train ?? defaultTrainSettings();
+  try {
+    addTrainingHead(model, kind, peft.parameters, settings, decayRule(discovery, settings));
+  } catch (error) {
+    if (isSpecError(error)) options.relocate?.(error);
+    throw error;
+  }
   validateModel(model);
+  return { model, discovery, peft, baseCount };
+}
 
-  const summary = trainableSummary(baseCount, peft.parameters);
-  const files: string[] = [];
-  let manifest: Manifest | undefined;
-  withStagingFolder(options.outDir, (staging) => {
-    const placed = saveModel(model, path.join(staging, ARTIFACT_FILES.eval));
-    files.push(ARTIFACT_FILES.eval);
-    writeSafetensors(path.join(staging, ARTIFACT_FILES.params), new Map<string, Tensor>(peft.parameters.map((parameter) => [parameter.name, parameter.tensor])), { format: "pt" });
-    files.push(ARTIFACT_FILES.params);
-    fs.writeFileSync(path.join(staging, ARTIFACT_FILES.types), moduleTypeDeclarations(discoveryToJson(discovery), path.basename(options.modelFile)));
-    files.push(ARTIFACT_FILES.types);
-    manifest = buildManifest(options, model, peft, summary, placed.filter((file) => file.placement === "hardlink" || file.placement === "copy"));
-    fs.writeFileSync(path.join(staging, ARTIFACT_FILES.manifest), JSON.stringify(manifest, null, 2) + "\n");
-    files.push(ARTIFACT_FILES.manifest);
-    files.push(...placed.map((file) => file.location));
-  });
-  return { outDir: options.outDir, manifest: manifest!, warnings: peft.warnings, files };
+function checkSameParameters(first: PeftGraph, second: PeftGraph, kind: string): void {
+  const names = (peft: PeftGraph): string => peft.parameters.map((parameter) => `${parameter.name}:${parameter.shape.join("x")}`).join(",");
+  if (names(first) !== names(second)) {
+    throw new PeftcError("E_IR_INVARIANT", `the ${kind} graph got other trainable tensors than the eval graph; the rewrite must not depend on the graph kind. Please report this.`);
+  }
+}
+
+/**
+ * Weight decay applies to new tensors and to unfrozen weights, but not to
+ * biases and norm weights, as PyTorch fine-tuning recipes group them,
+ * unless the spec's `decayBiasesAndNorms` asks for it.
+ */
+function decayRule(discovery: Discovery, settings: TrainSettings): (parameter: TrainableParameter) => boolean {
+  const normWeights = new Set(discovery.modules.filter((module) => module.kind === "norm").flatMap((module) => [module.weight?.value.name, module.bias?.value.name]));
+  const biases = new Set(discovery.modules.flatMap((module) => (module.bias ? [module.bias.value.name] : [])));
+  return (parameter) => settings.decayBiasesAndNorms || !(parameter.method === "bias" || biases.has(parameter.name) || normWeights.has(parameter.name));
 }
 
 function buildManifest(
   options: CompileOptions,
-  model: Model,
+  graphs: ReadonlyMap<TrainingGraphKind, Model>,
+  apply: Model,
   peft: PeftGraph,
   summary: Manifest["summary"],
+  settings: TrainSettings,
+  decays: (parameter: TrainableParameter) => boolean,
   placed: { location: string; placement: string }[],
+  warnings: readonly SpecWarning[],
 ): Manifest {
   const trainable = new Set(peft.parameters.map((parameter) => parameter.name));
+  const state = new Set(optimizerStateNames(settings, peft.parameters));
   const externalData = new Map<string, number>();
-  for (const { ref } of externalDataRefs(model)) externalData.set(ref.location, fileSize(ref.path));
+  for (const { ref } of externalDataRefs(graphs.get("eval")!)) externalData.set(ref.location, fileSize(ref.path));
+  const describe = (file: string, model: Model): ManifestGraph => ({
+    file,
+    // The parameter table and optimizerState list the other inputs.
+    inputs: model.graph.inputs.filter((value) => !trainable.has(value.name) && !state.has(value.name) && !value.name.endsWith(".grad")).map((value) => value.name),
+    outputs: model.graph.outputs.map((value) => value.name),
+  });
   return {
     format: "peftc.artifacts",
     version: 1,
@@ -119,19 +211,19 @@ function buildManifest(
       value: options.spec ? specToJson(options.spec) : null,
     },
     adapter: options.adapterDir ? path.basename(path.resolve(options.adapterDir)) : null,
-    parameters: peft.parameters.map(({ name, shape, dtype, init, module, method }) => ({ name, shape, dtype, init, module, method })),
+    parameters: peft.parameters.map(({ name, shape, dtype, init, module, method }, i) => ({ name, shape, dtype, init, module, method, weightDecay: decays(peft.parameters[i]) })),
     lora: peft.lora,
     summary,
     graphs: {
-      eval: {
-        file: ARTIFACT_FILES.eval,
-        inputs: model.graph.inputs.filter((value) => !trainable.has(value.name)).map((value) => value.name),
-        outputs: model.graph.outputs.map((value) => value.name),
-      },
+      eval: describe(ARTIFACT_FILES.eval, graphs.get("eval")!),
+      grad: describe(ARTIFACT_FILES.grad, graphs.get("grad")!),
+      train: describe(ARTIFACT_FILES.train, graphs.get("train")!),
+      apply: describe(ARTIFACT_FILES.apply, apply),
     },
+    optimizer: { state: [...state], settings: toPlain(settings) },
     externalData: placed.map(({ location, placement }) => ({ location, placement: placement as "hardlink" | "copy" })),
     merged: [],
-    warnings: peft.warnings.map((warning) => warning.message),
+    warnings: warnings.map((warning) => warning.message),
   };
 }
 

@@ -8,6 +8,8 @@ export interface ManifestParameter {
   init: string;
   module: string;
   method: ParameterMethod;
+  /** Whether the optimizer applies weight decay to it. */
+  weightDecay: boolean;
 }
 
 /** One emitted graph and its I/O names. */
@@ -56,7 +58,10 @@ export interface Manifest {
   parameters: ManifestParameter[];
   lora: LoraRecord[];
   summary: TrainableSummary;
-  graphs: Record<string, ManifestGraph>;
+  /** eval.onnx, grad.onnx, train.onnx and apply.onnx, with their data inputs (parameters and optimizer state are listed apart). */
+  graphs: Record<"eval" | "grad" | "train" | "apply", ManifestGraph>;
+  /** Optimizer state tensor names (train.onnx and apply.onnx inputs, zeros at the start) and the training settings. */
+  optimizer: { state: string[]; settings: unknown };
   /** Base model data files in the artifact folder and how they got there. */
   externalData: { location: string; placement: "hardlink" | "copy" }[];
   /** LoRA paths folded into base weights in some graph; empty when every adapter stays separate. */

@@ -47,6 +47,7 @@ export function applySpec(model: Model, discovery: Discovery, spec: Spec | null,
   warnings.push(...existing.warnings);
 
   const inserted = insertLora(model, plans, { mode: options.mode, seed: spec?.seed ?? 0, initial: options.initialLora });
+  warnings.push(...inserted.warnings);
   const unfrozen = unfreezeExisting(model, existing.chosen);
   warnings.push(...unfrozen.warnings);
   return { model, parameters: [...inserted.parameters, ...unfrozen.parameters], lora: inserted.records, warnings };

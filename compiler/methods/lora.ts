@@ -10,6 +10,7 @@ import type { DiscoveredModule } from "../match/module";
 import { DataType, isFloatType } from "../onnx/dtype";
 import { Tensor } from "../onnx/tensor";
 import { describeLoraInit, initialLoraA } from "./lora-init";
+import type { SpecWarning } from "../dsl/match";
 import type { LoraPlan } from "./lora-plan";
 import type { LoraRecord, TrainableParameter } from "./parameters";
 import { addTrainableTensor, parameterRow } from "./trainable";
@@ -39,7 +40,7 @@ export interface LoraInsertOptions {
  * with zeros elsewhere, so the update costs one extra matmul pair per module
  * whatever the layout.
  */
-export function insertLora(model: Model, plans: readonly LoraPlan[], options: LoraInsertOptions): { parameters: TrainableParameter[]; records: LoraRecord[] } {
+export function insertLora(model: Model, plans: readonly LoraPlan[], options: LoraInsertOptions): { parameters: TrainableParameter[]; records: LoraRecord[]; warnings: SpecWarning[] } {
   const groups = new Map<DiscoveredModule, LoraPlan[]>();
   for (const plan of plans) {
     const group = groups.get(plan.target.module) ?? [];
@@ -48,15 +49,17 @@ export function insertLora(model: Model, plans: readonly LoraPlan[], options: Lo
   }
   const parameters: TrainableParameter[] = [];
   const records: LoraRecord[] = [];
+  const warnings: SpecWarning[] = [];
   for (const [module, group] of groups) {
     const inserted = insertModuleBranch(model, module, group, options);
     parameters.push(...inserted.parameters);
     records.push(...inserted.records);
+    warnings.push(...inserted.warnings);
   }
-  return { parameters, records };
+  return { parameters, records, warnings };
 }
 
-function insertModuleBranch(model: Model, module: DiscoveredModule, plans: readonly LoraPlan[], options: LoraInsertOptions): { parameters: TrainableParameter[]; records: LoraRecord[] } {
+function insertModuleBranch(model: Model, module: DiscoveredModule, plans: readonly LoraPlan[], options: LoraInsertOptions): { parameters: TrainableParameter[]; records: LoraRecord[]; warnings: SpecWarning[] } {
   // The branch reads and writes the MatMul or Gemm itself, not the module's
   // outer values: discovery extends those through Reshapes (to 2-D before a
   // Gemm, to heads after a projection) that change the shape. A bias added
@@ -76,8 +79,12 @@ function insertModuleBranch(model: Model, module: DiscoveredModule, plans: reado
   // goes on the weight instead: W + Aᵀ·(scale·Bᵀ), which is exact but cannot
   // apply dropout to the activations.
   const packed = module.node.opType !== "MatMul" && module.node.opType !== "Gemm";
+  const warnings: SpecWarning[] = [];
   if (packed && options.mode === "train" && plans.some((plan) => plan.dropout > 0)) {
-    throw new PeftcError("E_SPEC_MODEL", `cannot apply LoRA dropout on ${module.path}: it is the packed weight of ${module.node.qualifiedOpType} (node "${module.node.name}"), whose update is added to the weight, not to activations. Set dropout: 0 for it.`, { node: module.node.name });
+    warnings.push({
+      message: `lora: ${module.path} is the packed weight of ${module.node.qualifiedOpType} (node "${module.node.name}"), whose update is added to the weight, so its LoRA trains without dropout.`,
+      site: plans[0].method?.site,
+    });
   }
   const builder = new BranchBuilder(module.node.graph, packed ? { before: module.node } : { after: module.node }, module.path);
   const parameters: TrainableParameter[] = [];
@@ -124,7 +131,7 @@ function insertModuleBranch(model: Model, module: DiscoveredModule, plans: reado
     if (packed) {
       hidden.push(aT);
     } else {
-      const dropped = options.mode === "train" && plan.dropout > 0 ? builder.dropout(input, plan.dropout, dtype) : input;
+      const dropped = options.mode === "train" && plan.dropout > 0 ? builder.dropout(input, plan.dropout, dtype, dropoutSeed(options.seed, path)) : input;
       hidden.push(builder.add("MatMul", [dropped, aT], [], "lora_A"));
     }
     const scaledB = builder.add("Mul", [builder.add("Transpose", [b.value], [attr.ints("perm", [1, 0])]), builder.scalar(plan.scale, dtype)]);
@@ -142,7 +149,14 @@ function insertModuleBranch(model: Model, module: DiscoveredModule, plans: reado
   } else {
     builder.addToOutput(output, delta);
   }
-  return { parameters, records };
+  return { parameters, records, warnings };
+}
+
+/** Derives a dropout node's seed from the spec's seed and the target path, so each branch draws its own masks. */
+function dropoutSeed(seed: number, path: string): number {
+  let hash = 2166136261 ^ seed;
+  for (const char of path) hash = Math.imul(hash ^ char.charCodeAt(0), 16777619);
+  return (hash >>> 0) % 2 ** 31;
 }
 
 /** Adds the nodes of one LoRA branch in order, after an anchor node. */
@@ -171,10 +185,20 @@ class BranchBuilder {
     return this.graph.addInitializer(Tensor.fromArray(`${this.path}.lora_scale`, dtype, [], Float32Array.of(value)));
   }
 
-  dropout(input: Value, ratio: number, dtype: DataType): Value {
+  /**
+   * Adds inverted dropout in training mode. The node also outputs its mask,
+   * which the backward pass reads. `seed` makes onnxruntime's mask sequence
+   * repeat from one session to the next.
+   */
+  dropout(input: Value, ratio: number, dtype: DataType, seed: number): Value {
     const ratioValue = this.graph.addInitializer(Tensor.fromArray(`${this.path}.lora_dropout`, dtype, [], Float32Array.of(ratio)));
     const training = this.graph.addInitializer(Tensor.fromArray(`${this.path}.lora_dropout_training`, DataType.BOOL, [], Uint8Array.of(1)));
-    return this.add("Dropout", [input, ratioValue, training], [], "lora_dropout");
+    const node = this.graph.addNode(
+      { opType: "Dropout", name: `/${this.path}/lora_dropout`, inputs: [input, ratioValue, training], outputs: 2, attributes: [attr.int("seed", seed)] },
+      this.position,
+    );
+    this.last = node;
+    return node.outputs[0];
   }
 
   /**

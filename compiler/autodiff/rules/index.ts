@@ -2,14 +2,38 @@ import type { Node } from "../../ir/node";
 import type { GradientRule } from "../rule";
 import { add, div, mul, neg, pow, sub } from "./elementwise";
 import { gemm, matMul } from "./matmul";
+import { concat, split } from "./concat";
+import { gather, gatherElements } from "./gather";
+import { pad, slice } from "./slice";
+import { expand, reshapeBack, tile, transpose } from "./shape";
 import { reduceMean, reduceSum } from "./reduce";
+import { fastGelu, gelu, leakyRelu, microsoftGelu, relu, sigmoid, softplus, tanh } from "./activation";
+import { dropout } from "./dropout";
+import { layerNormalization, simplifiedLayerNormalization, skipLayerNormalization, skipSimplifiedLayerNormalization } from "./normalization";
+import { logSoftmax, softmax } from "./softmax";
+import { abs, cast, erf, exp, identity, log, reciprocal, sqrt } from "./unary";
+import { extremum, mean, sum } from "./variadic";
+import { where } from "./where";
 
 /**
  * Every gradient rule, by op (`Op` in the default domain, `domain::Op`
  * elsewhere). One rule may serve an op family. An op missing here stops
  * the backward pass with an error naming it.
  */
-const RULES: ReadonlyMap<string, GradientRule> = new Map<string, GradientRule>([
+const RULE_ENTRIES: [string, GradientRule][] = [
+  ["Reshape", reshapeBack],
+  ["Flatten", reshapeBack],
+  ["Squeeze", reshapeBack],
+  ["Unsqueeze", reshapeBack],
+  ["Transpose", transpose],
+  ["Expand", expand],
+  ["Tile", tile],
+  ["Concat", concat],
+  ["Split", split],
+  ["Slice", slice],
+  ["Pad", pad],
+  ["Gather", gather],
+  ["GatherElements", gatherElements],
   ["Add", add],
   ["Sub", sub],
   ["Mul", mul],
@@ -20,7 +44,42 @@ const RULES: ReadonlyMap<string, GradientRule> = new Map<string, GradientRule>([
   ["Gemm", gemm],
   ["ReduceSum", reduceSum],
   ["ReduceMean", reduceMean],
-]);
+  ["Sqrt", sqrt],
+  ["Reciprocal", reciprocal],
+  ["Exp", exp],
+  ["Log", log],
+  ["Abs", abs],
+  ["Erf", erf],
+  ["Identity", identity],
+  ["Cast", cast],
+  ["Tanh", tanh],
+  ["Sigmoid", sigmoid],
+  ["Relu", relu],
+  ["LeakyRelu", leakyRelu],
+  ["Softplus", softplus],
+  ["Gelu", gelu],
+  ["com.microsoft::Gelu", microsoftGelu],
+  ["com.microsoft::FastGelu", fastGelu],
+  ["Softmax", softmax],
+  ["LogSoftmax", logSoftmax],
+  ["Dropout", dropout],
+  ["Where", where],
+  ["Sum", sum],
+  ["Mean", mean],
+  ["Max", extremum],
+  ["Min", extremum],
+  ["LayerNormalization", layerNormalization],
+  ["SimplifiedLayerNormalization", simplifiedLayerNormalization],
+  ["com.microsoft::SkipLayerNormalization", skipLayerNormalization],
+  ["com.microsoft::SkipSimplifiedLayerNormalization", skipSimplifiedLayerNormalization],
+];
+
+const RULES: ReadonlyMap<string, GradientRule> = new Map(RULE_ENTRIES);
+if (RULES.size !== RULE_ENTRIES.length) {
+  const seen = new Set<string>();
+  const duplicate = RULE_ENTRIES.find(([op]) => seen.has(op) || !seen.add(op));
+  throw new Error(`gradient rule table: ${duplicate?.[0]} is registered twice.`);
+}
 
 /** Returns the gradient rule of a node's op, or undefined when there is none. */
 export function gradientRule(node: Node): GradientRule | undefined {

@@ -61,6 +61,8 @@ export interface GradCheckOptions {
   /** Central-difference step. Default 1e-6 in float64, 1e-2 in float32. */
   epsilon?: number;
   opset?: number;
+  /** Opset imports of other domains, such as `{ "com.microsoft": 1 }` for onnxruntime's contrib ops. */
+  domains?: Record<string, number>;
   seed?: number;
 }
 
@@ -94,7 +96,7 @@ export async function gradCheck(inputs: CheckInput[], build: BuildOp, options: G
 
   const dir = makeTempDir("peftc-gradcheck-");
   const makeModel = (withBackward: boolean): { model: Model; checked: string[] } => {
-    const model = new Model({ irVersion: 9, opsetImports: new Map([["", options.opset ?? 17]]), graphName: "gradcheck" });
+    const model = new Model({ irVersion: 9, opsetImports: new Map([["", options.opset ?? 17], ...Object.entries(options.domains ?? {})]), graphName: "gradcheck" });
     const graph = model.graph;
     const ops = new OpBuilder(graph, dtype);
     const graphInputs: Record<string, Value> = {};

@@ -34,13 +34,14 @@ const FEEDS = {
   input_ids: new ort.Tensor("int64", BigInt64Array.from([1n, 5n, 9n, 2n]), [1, 4]),
   attention_mask: new ort.Tensor("int64", BigInt64Array.from([1n, 1n, 1n, 1n]), [1, 4]),
 };
+const LABELS = { labels: new ort.Tensor("int64", BigInt64Array.from([1n, 5n, 9n, 2n]), [1, 4]) };
 
 describe("compileArtifacts", () => {
   test("writes the artifact folder", () => {
     const out = path.join(makeTempDir(), "out");
     const result = compile({ outDir: out });
-    expect(fs.readdirSync(out).sort()).toEqual(["eval.onnx", "manifest.json", "model.d.ts", "params.safetensors"]);
-    expect(result.files).toEqual(["eval.onnx", "params.safetensors", "model.d.ts", "manifest.json"]);
+    expect(fs.readdirSync(out).sort()).toEqual(["apply.onnx", "eval.onnx", "grad.onnx", "manifest.json", "model.d.ts", "params.safetensors", "train.onnx"]);
+    expect(result.files).toEqual(["eval.onnx", "grad.onnx", "train.onnx", "apply.onnx", "params.safetensors", "model.d.ts", "manifest.json"]);
     const manifest = readManifest(out);
     expect(manifest.format).toBe("peftc.artifacts");
     expect(manifest.baseModel.file).toBe("llama-tiny.onnx");
@@ -57,10 +58,13 @@ describe("compileArtifacts", () => {
       "layers.1.attn.v.lora_A",
       "layers.1.attn.v.lora_B",
     ]);
-    expect(manifest.parameters[0]).toEqual({ name: "layers.0.attn.q.lora_A", shape: [4, 64], dtype: "float32", init: "kaiming_uniform(a=sqrt(5)): U(-0.125, 0.125)", module: "layers.0.attn.q", method: "lora" });
+    expect(manifest.parameters[0]).toEqual({ name: "layers.0.attn.q.lora_A", shape: [4, 64], dtype: "float32", init: "kaiming_uniform(a=sqrt(5)): U(-0.125, 0.125)", module: "layers.0.attn.q", method: "lora", weightDecay: true });
     // GQA: the value projection is 64 → 32 (2 key/value heads of 16).
     expect(manifest.parameters[3]).toMatchObject({ name: "layers.0.attn.v.lora_B", shape: [32, 4], init: "zeros" });
-    expect(manifest.graphs.eval).toEqual({ file: "eval.onnx", inputs: ["input_ids", "attention_mask"], outputs: ["logits"] });
+    expect(manifest.graphs.eval).toEqual({ file: "eval.onnx", inputs: ["input_ids", "attention_mask", "labels"], outputs: ["loss", "logits"] });
+    expect(manifest.graphs.grad.outputs).toEqual(["loss", ...manifest.parameters.map((parameter) => `${parameter.name}.grad`)]);
+    expect(manifest.graphs.train.inputs).toEqual(["input_ids", "attention_mask", "labels", "lr", "step"]);
+    expect(manifest.optimizer.state).toEqual(manifest.parameters.flatMap((parameter) => [`${parameter.name}.m`, `${parameter.name}.v`]));
     expect(manifest.summary.line).toMatch(/^trainable params: 1,792 \|\| all params: [\d,]+ \|\| trainable%: \d+\.\d{4}$/);
     expect(manifest.lora[0]).toMatchObject({ path: "layers.0.attn.q", torchName: "model.layers.0.self_attn.q_proj", layout: "out_in", rank: 4, alpha: 8, scale: 2 });
   });
@@ -92,10 +96,10 @@ describe("compileArtifacts", () => {
     compile({ outDir: out });
     const session = await openSession(path.join(out, "eval.onnx"));
     const base = await openSession(LLAMA);
-    const initial = (await session.run({ ...FEEDS, ...paramFeeds(out) })).logits.data as Float32Array;
+    const initial = (await session.run({ ...FEEDS, ...LABELS, ...paramFeeds(out) })).logits.data as Float32Array;
     expect([...initial]).toEqual([...((await base.run(FEEDS)).logits.data as Float32Array)]);
     const b = new ort.Tensor("float32", Float32Array.from({ length: 64 * 4 }, (_, i) => ((i % 7) - 3) * 0.05), [64, 4]);
-    const swapped = (await session.run({ ...FEEDS, ...paramFeeds(out, { "layers.0.attn.q.lora_B": b }) })).logits.data as Float32Array;
+    const swapped = (await session.run({ ...FEEDS, ...LABELS, ...paramFeeds(out, { "layers.0.attn.q.lora_B": b }) })).logits.data as Float32Array;
     expect(swapped.some((value, i) => Math.abs(value - initial[i]) > 1e-4)).toBe(true);
     await session.release();
     await base.release();
@@ -114,7 +118,7 @@ describe("compileArtifacts", () => {
     expect(fs.statSync(path.join(out, "eval.onnx")).size).toBeLessThan(fs.statSync(modelFile).size + 8 * 1024);
     const session = await openSession(path.join(out, "eval.onnx"));
     const base = await openSession(LLAMA);
-    expect([...((await session.run({ ...FEEDS, ...paramFeeds(out) })).logits.data as Float32Array)]).toEqual([...((await base.run(FEEDS)).logits.data as Float32Array)]);
+    expect([...((await session.run({ ...FEEDS, ...LABELS, ...paramFeeds(out) })).logits.data as Float32Array)]).toEqual([...((await base.run(FEEDS)).logits.data as Float32Array)]);
     await session.release();
     await base.release();
   });

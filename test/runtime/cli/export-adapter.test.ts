@@ -46,8 +46,8 @@ function loraRecord(torchName: string): LoraRecord {
 function writeArtifacts(records: LoraRecord[], options: { extraParameters?: Manifest["parameters"]; specValue?: unknown } = {}): string {
   const dir = makeTempDir();
   const parameters: Manifest["parameters"] = records.flatMap((record) => [
-    { name: record.a, shape: [record.rank, record.inFeatures], dtype: "float32", init: "kaiming_uniform(a=sqrt(5))", module: record.module, method: "lora" as const },
-    { name: record.b, shape: [record.outFeatures, record.rank], dtype: "float32", init: "zeros", module: record.module, method: "lora" as const },
+    { name: record.a, shape: [record.rank, record.inFeatures], dtype: "float32", init: "kaiming_uniform(a=sqrt(5))", module: record.module, method: "lora" as const, weightDecay: true },
+    { name: record.b, shape: [record.outFeatures, record.rank], dtype: "float32", init: "zeros", module: record.module, method: "lora" as const, weightDecay: true },
   ]);
   parameters.push(...(options.extraParameters ?? []));
   const manifest: Manifest = {
@@ -60,7 +60,8 @@ function writeArtifacts(records: LoraRecord[], options: { extraParameters?: Mani
     parameters,
     lora: records,
     summary: { trainable: 0, all: 0, percent: 0, line: "" },
-    graphs: {},
+    graphs: Object.fromEntries(["eval", "grad", "train", "apply"].map((kind) => [kind, { file: `${kind}.onnx`, inputs: [], outputs: [] }])) as unknown as Manifest["graphs"],
+    optimizer: { state: [], settings: {} },
     externalData: [],
     merged: [],
     warnings: [],
@@ -120,7 +121,7 @@ describe("peftc export-adapter", () => {
 
   it("warns about trainable tensors that are not LoRA", async () => {
     const records = MODULES.map(loraRecord);
-    const extra = [{ name: "model.layers.0.self_attn.q_proj.bias", shape: [2], dtype: "float32", init: "base", module: "layers.0.attn.q", method: "bias" as const }];
+    const extra = [{ name: "model.layers.0.self_attn.q_proj.bias", shape: [2], dtype: "float32", init: "base", module: "layers.0.attn.q", method: "bias" as const, weightDecay: false }];
     const artifacts = writeArtifacts(records, { extraParameters: extra });
     const result = await run("export-adapter", artifacts, "--out", makeTempDir());
     expect(result.status).toBe(0);
