@@ -11,6 +11,7 @@ try {
   }
   throw error;
 }
+cli.exitOnBrokenPipe(process.stdout);
 cli.runCli(process.argv.slice(2)).then((status) => {
   process.exitCode = status;
 });

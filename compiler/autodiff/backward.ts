@@ -4,12 +4,20 @@ import type { Node } from "../ir/node";
 import { topologicalOrder } from "../ir/topological-sort";
 import type { Value } from "../ir/value";
 import { isFloatType } from "../onnx/dtype";
+import { planSegments, recomputeSegment } from "./checkpoint";
 import { GradBuilder } from "./grad-builder";
 import { gradientRule } from "./rules";
 
 export interface BackwardOptions {
   /** Name prefix of the backward nodes and constants. Default `/grad`. */
   prefix?: string;
+  /**
+   * Activation checkpoints: values in forward order (the residual stream
+   * entering each layer, then the final norm's input). The backward pass of
+   * the nodes between two of them reads a recomputed copy of those nodes
+   * instead of keeping the forward activations alive (see checkpoint.ts).
+   */
+  checkpoints?: readonly Value[];
 }
 
 /**
@@ -53,6 +61,10 @@ export function buildBackward(model: Model, seeds: ReadonlyMap<Value, Value>, wr
     return partials.get(value)![0];
   };
 
+  const segments = planSegments(order, options.checkpoints ?? []);
+  const copies = new Map<Node, Node>();
+  const recomputed = new Set<number>();
+
   for (let i = order.length - 1; i >= 0; i--) {
     const node = order[i];
     if (!active.has(node)) continue;
@@ -61,11 +73,19 @@ export function buildBackward(model: Model, seeds: ReadonlyMap<Value, Value>, wr
     const rule = gradientRule(node);
     if (!rule) throw missingRule(node, dependsOnWrt, wrt);
     b.scope = node.name;
+    const segment = segments.segmentOf.get(node);
+    if (segment !== undefined && !recomputed.has(segment)) {
+      // The first node of a segment met in reverse order is the one that makes its end, so the end's gradient is complete.
+      recomputed.add(segment);
+      const trigger = total(segments.ends[segment]);
+      if (trigger) for (const [original, copy] of recomputeSegment(b, segments.nodes[segment], segments.starts[segment], trigger)) copies.set(original, copy);
+    }
     const needsGrad = (index: number): boolean => {
       const input = node.inputs[index];
       return input !== undefined && !input.isOmitted && dependsOnWrt.has(input) && isFloatValue(input);
     };
-    const inputGrads = rule({ node, b, outputGrads, needsGrad });
+    // A recomputed copy has the same inputs and outputs by index, so the rule reads its values instead of the forward pass's.
+    const inputGrads = rule({ node: copies.get(node) ?? node, b, outputGrads, needsGrad });
     node.inputs.forEach((input, index) => {
       const grad = inputGrads[index];
       if (grad && input && needsGrad(index)) addPartial(input, grad);

@@ -17,6 +17,8 @@ export interface LoadSpecOptions {
   typesFiles?: readonly string[];
   /** Type-checks the spec before running it. Default true. */
   typeCheck?: boolean;
+  /** Limit on running the spec and the files it imports, in milliseconds. Default 30,000 (30 s). */
+  timeoutMs?: number;
 }
 
 /** A spec file's default export, with what is needed to point later errors into its source. */
@@ -44,8 +46,9 @@ export interface LoadedSpec {
  *
  * Raises E_SPEC_LOAD when the file cannot be read, E_SPEC_TYPE (a
  * SpecTypeError listing every error) when it fails to type-check, and
- * E_SPEC_EVAL when running it throws or its default export is no spec. A
- * SpecError from a DSL call is rethrown moved to the option at fault.
+ * E_SPEC_EVAL when running it throws, takes longer than `timeoutMs`, or its
+ * default export is no spec. A SpecError from a DSL call is rethrown moved
+ * to the option at fault.
  */
 export function loadSpec(file: string, options: LoadSpecOptions = {}): LoadedSpec {
   const specFile = path.resolve(file);
@@ -56,7 +59,7 @@ export function loadSpec(file: string, options: LoadSpecOptions = {}): LoadedSpe
   const project = createSpecProject();
   if (options.typeCheck ?? true) typeCheckSpec(project, specFile, typesFiles);
 
-  const modules = new SpecModules(peftcPackage());
+  const modules = new SpecModules(peftcPackage(), options.timeoutMs);
   const locate = (site: SourceSite, option: readonly string[] = []): SourceSite | undefined => {
     const sourceFile = modules.files.includes(site.file) ? (project.getSourceFile(site.file) ?? project.addSourceFileAtPathIfExists(site.file)) : undefined;
     return sourceFile ? locateOption(sourceFile, site, option) : undefined;

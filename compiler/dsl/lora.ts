@@ -1,3 +1,4 @@
+import { brand } from "./brand";
 import { OptionReader } from "./options";
 import { type Selector, type SelectorLike, toSelector } from "./selector";
 import { type SourceSite, captureSite } from "./site";
@@ -70,7 +71,7 @@ export function lora(options: LoraOptions): LoraMethod {
   const record = reader.object(options, LORA_OPTIONS);
   if (record.targets === undefined) reader.fail("targets", "is required: name the linear layers to adapt, for example select.role(\"attn.q\", \"attn.v\").");
   const rank = reader.number(record, "rank", { integer: true, min: 1 }, 8);
-  return {
+  return brand({
     method: "lora",
     targets: toSelector(record.targets as SelectorLike, site, ["targets"]),
     rank,
@@ -83,5 +84,5 @@ export function lora(options: LoraOptions): LoraMethod {
     bias: reader.choice(record, "bias", ["none", "all", "lora_only"] as const, "none"),
     train: record.train === undefined ? undefined : toSelector(record.train as SelectorLike, site, ["train"]),
     site,
-  };
+  });
 }

@@ -90,23 +90,84 @@ export interface Selection {
 }
 
 /**
- * Matches `selector` for a method option and checks the result: an empty
- * match is an error that lists the closest module paths, and a match that
- * covers a role in some layers but not in others is a warning naming the
- * layers missed, unless the selector itself restricts layers. `kinds` keeps
- * only modules a method can take, and `what` names the option in messages.
+ * Matches `selector` for a method option and checks the result. An empty
+ * match is an error that lists the closest module paths. So is a single
+ * pattern, role, name, module path or layer of the selector that matches
+ * no module on its own, because a typo in one part of a larger selector
+ * would otherwise vanish silently. A match that covers a role in
+ * some layers but not in others is a warning naming the layers missed,
+ * unless the selector itself restricts layers. `kinds` keeps only modules a
+ * method can take, and `what` names the option in messages.
  */
 export function resolveSelection(selector: Selector, targets: readonly Target[], what: string, kinds?: readonly Target["kind"][]): Selection {
   const candidates = kinds ? targets.filter((target) => kinds.includes(target.kind)) : targets;
   const matched = collapseParts(matchSelector(selector, candidates));
   if (matched.length === 0) {
-    const everything = matchSelector(selector, targets);
-    const reason = everything.length > 0
-      ? `${selector} matches only ${describeKinds(everything)}, and ${what} takes ${kinds!.join(" or ")} modules`
-      : `${selector} matches no module of the model`;
-    throw new SpecError("E_SPEC_SELECTOR", `${what}: ${reason}. ${suggestions(selector, candidates)}`, selector.site);
+    const reason = unmatchedReason(`${selector}`, selector.term, targets, what, kinds);
+    throw new SpecError("E_SPEC_SELECTOR", `${what}: ${reason}. ${suggestions(leafStrings(selector.term), candidates, targets)}`, selector.site, selector.option);
   }
+  checkEveryPartMatches(selector, targets, candidates, what, kinds);
   return { targets: matched, warnings: missedLayers(selector, matched, candidates, what) };
+}
+
+function unmatchedReason(described: string, term: SelectorTerm, targets: readonly Target[], what: string, kinds: readonly Target["kind"][] | undefined): string {
+  const everything = kinds ? [...evaluate(term, targets)] : [];
+  if (everything.length > 0) return `${described} matches only ${describeKinds(everything)}, and ${what} takes ${kinds!.join(" or ")} modules`;
+  return `${described} matches no module of the model`;
+}
+
+/** One pattern, role, name, module path or layer of a selector, as a selector term of its own. */
+interface SelectorPart {
+  /** The selector written with this part. */
+  selector: Selector;
+  term: SelectorTerm;
+  /** The part as written (`"layers.*.attn.vv"`, `role "attn.vv"`, `layer 7`). */
+  label: string;
+  /** Property path of the part in the method's options, for a plain string or list of strings. */
+  option: readonly string[];
+}
+
+/** Rejects the first part of `selector` that matches no candidate on its own. */
+function checkEveryPartMatches(selector: Selector, targets: readonly Target[], candidates: readonly Target[], what: string, kinds: readonly Target["kind"][] | undefined): void {
+  for (const part of selectorParts(selector)) {
+    if (evaluate(part.term, candidates).size > 0) continue;
+    const reason = unmatchedReason(`${part.label} in ${part.selector}`, part.term, targets, what, kinds);
+    const hint = part.term.kind === "path" && /[[\]]/.test(part.term.patterns[0])
+      ? " Square brackets are literal characters in peftc globs, not character classes; write {q,k} for either."
+      : "";
+    throw new SpecError("E_SPEC_SELECTOR", `${what}: ${reason}.${hint} ${suggestions(leafStrings(part.term), candidates, targets)}`, part.selector.site, part.option);
+  }
+}
+
+/** Splits a selector into its single-criterion parts, excluded selectors included, in the order written. */
+function selectorParts(selector: Selector): SelectorPart[] {
+  const term = selector.term;
+  const part = (single: SelectorTerm, label: string, index: number): SelectorPart => ({
+    selector,
+    term: single,
+    label,
+    // A list of globs written in the options points at its element; locating stops at the option itself for a single string.
+    option: selector.option.length > 0 ? [...selector.option, String(index)] : [],
+  });
+  switch (term.kind) {
+    case "path":
+    case "name":
+      return term.patterns.map((pattern, i) => part({ kind: term.kind, patterns: [pattern] }, JSON.stringify(pattern), i));
+    case "module":
+      return term.paths.map((modulePath, i) => part({ kind: "module", paths: [modulePath] }, JSON.stringify(modulePath), i));
+    case "role":
+      return term.roles.map((role, i) => part({ kind: "role", roles: [role] }, `role ${JSON.stringify(role)}`, i));
+    case "layers":
+      return term.layers.map((layer, i) => part({ kind: "layers", layers: [layer] }, `layer ${layer}`, i));
+    case "regex":
+    case "allLinear":
+      return [part(term, `${selector}`, 0)];
+    case "and":
+    case "or":
+      return term.items.flatMap(selectorParts);
+    case "except":
+      return [...selectorParts(term.base), ...selectorParts(term.excluded)];
+  }
 }
 
 function describeKinds(targets: readonly Target[]): string {
@@ -114,14 +175,17 @@ function describeKinds(targets: readonly Target[]): string {
   return `${kinds.join(" and ")} modules (${targets.slice(0, 3).map((target) => target.path).join(", ")}${targets.length > 3 ? ", ..." : ""})`;
 }
 
-/** Closest module paths and the roles the model has, for an empty match. */
-function suggestions(selector: Selector, targets: readonly Target[]): string {
-  const queries = leafStrings(selector.term);
-  const paths = [...new Set(targets.map((target) => target.path))];
+/** Closest module paths to `queries` and the roles the model has, for a part that matches nothing. */
+function suggestions(queries: readonly string[], candidates: readonly Target[], targets: readonly Target[]): string {
+  if (targets.length === 0) {
+    return "Module discovery found no modules in this model, so no selector can match. Run `peftc inspect MODEL` to see what it found.";
+  }
+  const paths = [...new Set(candidates.map((target) => target.path))];
+  if (paths.length === 0) return "The model has no modules of that kind. Run `peftc inspect MODEL` to list every module.";
   const scored = paths.map((path) => ({ path, score: Math.min(...queries.map((query) => distance(normalizeQuery(query), path))) }));
   scored.sort((a, b) => a.score - b.score || a.path.localeCompare(b.path));
   const closest = scored.slice(0, 5).map((item) => item.path);
-  const roles = [...new Set(targets.flatMap((target) => (target.role ? [target.role] : [])))].sort();
+  const roles = [...new Set(candidates.flatMap((target) => (target.role ? [target.role] : [])))].sort();
   const parts = [`Closest module paths: ${closest.join(", ")}.`];
   if (roles.length > 0) parts.push(`Roles in this model: ${roles.join(", ")}.`);
   parts.push("Run `peftc inspect MODEL` to list every module.");

@@ -101,11 +101,12 @@ function satisfies(value: number, rule: NumberRule): boolean {
   return true;
 }
 
+/** Describes a rule as "an integer >= 1" for one bound and "a number in [0, 1)" for two. */
 function describeRule(rule: NumberRule): string {
-  const parts: string[] = [rule.integer ? "an integer" : "a number"];
-  if (rule.min !== undefined) parts.push(`>= ${rule.min}`);
-  if (rule.above !== undefined) parts.push(`> ${rule.above}`);
-  if (rule.below !== undefined) parts.push(`< ${rule.below}`);
-  if (rule.max !== undefined) parts.push(`<= ${rule.max}`);
-  return parts.join(" ");
+  const kind = rule.integer ? "an integer" : "a number";
+  const lower = rule.min !== undefined ? { bracket: "[", value: rule.min, text: `>= ${rule.min}` } : rule.above !== undefined ? { bracket: "(", value: rule.above, text: `> ${rule.above}` } : undefined;
+  const upper = rule.max !== undefined ? { bracket: "]", value: rule.max, text: `<= ${rule.max}` } : rule.below !== undefined ? { bracket: ")", value: rule.below, text: `< ${rule.below}` } : undefined;
+  if (lower && upper) return `${kind} in ${lower.bracket}${lower.value}, ${upper.value}${upper.bracket}`;
+  const bound = lower ?? upper;
+  return bound ? `${kind} ${bound.text}` : kind;
 }

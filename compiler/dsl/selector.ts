@@ -45,6 +45,8 @@ export class Selector {
     readonly term: SelectorTerm,
     /** Where the spec made this selector, for errors about what it matched. */
     readonly site: SourceSite | undefined,
+    /** Property path of a selector written as a plain glob, list or regular expression in a method's options (`["targets"]`); empty for select.* calls. */
+    readonly option: readonly string[] = [],
   ) {}
 
   /** Modules this selector and every one of `others` select. */
@@ -136,11 +138,11 @@ export type SelectorLike = Selector | string | readonly string[] | RegExp;
 /** Turns a selector-like value into a selector; `site` is used for the plain forms, which carry no site of their own. */
 export function toSelector(value: SelectorLike, site: SourceSite | undefined, option: readonly string[] = []): Selector {
   if (value instanceof Selector) return value;
-  if (typeof value === "string") return new Selector({ kind: "path", patterns: [checkPattern(value, site, option)] }, site);
+  if (typeof value === "string") return new Selector({ kind: "path", patterns: [checkPattern(value, site, option)] }, site, option);
   // A realm-independent test, because a spec may run in another realm than the DSL (a Jest test's context).
   if (types.isRegExp(value)) return regexSelector(value, site, option);
   if (Array.isArray(value) && value.length > 0 && value.every((item) => typeof item === "string")) {
-    return new Selector({ kind: "path", patterns: value.map((item) => checkPattern(item, site, option)) }, site);
+    return new Selector({ kind: "path", patterns: value.map((item) => checkPattern(item, site, option)) }, site, option);
   }
   throw new SpecError(
     "E_SPEC_OPTION",
@@ -159,7 +161,7 @@ function regexSelector(regex: RegExp, site: SourceSite | undefined, option: read
   if (regex.flags.includes("g") || regex.flags.includes("y")) {
     throw new SpecError("E_SPEC_OPTION", `${describeOption(option, "regular expression")} /${regex.source}/${regex.flags} has the "g" or "y" flag, which makes matching depend on earlier matches; remove the flag.`, site, option);
   }
-  return new Selector({ kind: "regex", source: regex.source, flags: regex.flags }, site);
+  return new Selector({ kind: "regex", source: regex.source, flags: regex.flags }, site, option);
 }
 
 function describeOption(option: readonly string[], fallback: string): string {
@@ -171,6 +173,9 @@ export function describeValue(value: unknown): string {
   if (value === undefined) return "undefined";
   if (typeof value === "function") return "a function";
   if (typeof value === "bigint") return `${value}n`;
+  // JSON writes null for these, which hides the mistake.
+  if (typeof value === "number" && !Number.isFinite(value)) return String(value);
+  if (types.isPromise(value)) return "a Promise";
   try {
     return JSON.stringify(value) ?? String(value);
   } catch {
@@ -199,6 +204,9 @@ export const select = {
    * Modules whose canonical path matches any of the globs, such as
    * `"layers.*.attn.q"` or `"layers.{0,1}.mlp.*"`. `*` matches within one
    * path segment, `**` across segments, `?` one character, `{a,b}` either.
+   * Every other character is literal: `[qk]` is not a character class and
+   * matches the text "[qk]" itself, so write `{q,k}`. Each glob must match
+   * at least one module the method takes, or compiling the spec fails.
    */
   path(...patterns: string[]): Selector {
     const site = captureSite();

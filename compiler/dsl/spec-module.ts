@@ -5,6 +5,7 @@ import * as vm from "node:vm";
 import { TraceMap, originalPositionFor } from "@jridgewell/trace-mapping";
 import { ts } from "ts-morph";
 import { type SourceMapper, type SourceSite, registerSourceMapper, unregisterSourceMapper } from "./site";
+import { SpecError } from "./spec-error";
 
 /**
  * Node's CommonJS module wrapper, kept on the first line so that lines of
@@ -12,6 +13,13 @@ import { type SourceMapper, type SourceSite, registerSourceMapper, unregisterSou
  */
 const WRAPPER_HEAD = "(function (exports, require, module, __filename, __dirname) { ";
 const WRAPPER_TAIL = "\n})";
+
+/**
+ * Default limit on running a spec and the files it imports, in
+ * milliseconds. A spec only describes methods, so it finishes in well under
+ * a second; the limit is there to turn an endless loop into an error.
+ */
+export const DEFAULT_SPEC_TIMEOUT_MS = 30_000;
 
 /** Extensions tried, in order, for a relative import without one, as TypeScript's bundler resolution does. */
 const TS_EXTENSIONS = [".ts", ".mts", ".cts"];
@@ -31,8 +39,14 @@ interface LoadedModule {
 export class SpecModules {
   private readonly modules = new Map<string, LoadedModule>();
   private readonly mappers = new Map<string, SourceMapper>();
+  /** True while a file runs under the time limit, so the files it imports run within the same limit. */
+  private running = false;
 
-  constructor(private readonly peftc: unknown) {}
+  constructor(
+    private readonly peftc: unknown,
+    /** Limit on running the first file loaded, imports included, in milliseconds. */
+    private readonly timeoutMs = DEFAULT_SPEC_TIMEOUT_MS,
+  ) {}
 
   /** Absolute paths of the files transpiled so far, the spec first. */
   get files(): string[] {
@@ -71,8 +85,37 @@ export class SpecModules {
     // with built-in classes such as RegExp.
     const script = new vm.Script(WRAPPER_HEAD + code + WRAPPER_TAIL, { filename: file });
     const wrapper = script.runInThisContext() as (...args: unknown[]) => void;
-    wrapper.call(module.exports, module.exports, this.requireFrom(file), module, file, path.dirname(file));
+    const run = (): void => wrapper.call(module.exports, module.exports, this.requireFrom(file), module, file, path.dirname(file));
+    if (this.running) run();
+    else this.runWithTimeout(file, run);
     return module.exports;
+  }
+
+  /**
+   * Runs `run` under the time limit. vm's `timeout` covers only code that a
+   * script runs, so a one-line script calls `run` through a temporary global
+   * of the realm that scripts run in (not this module's realm under Jest).
+   */
+  private runWithTimeout(file: string, run: () => void): void {
+    const key = Symbol.for("peftc.runSpec");
+    const global = vm.runInThisContext("globalThis") as Record<symbol, unknown>;
+    global[key] = run;
+    this.running = true;
+    try {
+      new vm.Script(`globalThis[Symbol.for("peftc.runSpec")]()`).runInThisContext({ timeout: this.timeoutMs });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException | null)?.code === "ERR_SCRIPT_EXECUTION_TIMEOUT") {
+        throw new SpecError(
+          "E_SPEC_EVAL",
+          `${file}: running the spec timed out after ${this.timeoutMs / 1000} s. A spec only describes methods and should finish at once, so look for an endless loop in it or in the files it imports.`,
+          undefined,
+        );
+      }
+      throw error;
+    } finally {
+      this.running = false;
+      delete global[key];
+    }
   }
 
   /** Removes the source mappers; sites captured while loading keep their TypeScript positions. */

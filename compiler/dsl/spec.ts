@@ -1,3 +1,5 @@
+import { types } from "node:util";
+import { isBranded } from "./brand";
 import type { LoraMethod } from "./lora";
 import { OptionReader } from "./options";
 import { describeValue } from "./selector";
@@ -83,9 +85,9 @@ export function defineSpec(options: SpecOptions): Spec {
     reader.fail("methods", `must be a non-empty list of methods such as [lora({ targets: select.role("attn.q", "attn.v") })]; got ${describeValue(methods)}.`);
   }
   (methods as unknown[]).forEach((method, index) => {
-    const name = (method as { method?: unknown } | null)?.method;
-    if (typeof name !== "string" || !METHOD_NAMES.includes(name)) {
-      reader.fail(["methods", String(index)], `must be made by a method function (${METHOD_NAMES.map((each) => `${each}(...)`).join(", ")}); got ${describeValue(method)}.`);
+    // A hand-built object with the right "method" field lacks the checked fields the compiler reads.
+    if (!isBranded(method) || !METHOD_NAMES.includes(String((method as { method?: unknown }).method))) {
+      reader.fail(["methods", String(index)], `must be made by ${METHOD_NAMES.map((each) => `${each}(...)`).join(" or ")}, not built by hand or copied with a spread; got ${describeValue(method)}.`);
     }
   });
   const seed = reader.number(record, "seed", { integer: true, min: 0, max: 2 ** 32 - 1 }, 0);
@@ -103,12 +105,12 @@ function readTrain(value: unknown, site: SourceSite | undefined): TrainSettings 
   const reader = new OptionReader("defineSpec", site, ["train"]);
   const record = reader.object(value ?? {}, ["loss", "optimizer", "clipGradNorm", "checkpointActivations", "decayBiasesAndNorms"]);
   const loss = (record.loss as Loss | undefined) ?? null;
-  if (loss !== null && !["causal_lm", "masked_lm", "sequence_classification", "regression"].includes((loss as { loss?: string }).loss ?? "")) {
-    reader.fail("loss", `must be made by causalLM(), maskedLM(), sequenceClassification(...) or regression(...); got ${describeValue(loss)}.`);
+  if (loss !== null && (!isBranded(loss) || !["causal_lm", "masked_lm", "sequence_classification", "regression"].includes((loss as { loss?: string }).loss ?? ""))) {
+    reader.fail("loss", `must be made by causalLM(), maskedLM(), sequenceClassification(...) or regression(...), not built by hand; got ${describeValue(loss)}.`);
   }
   const optimizer = (record.optimizer as Optimizer | undefined) ?? adamw();
-  if (!["adamw", "sgd"].includes((optimizer as { optimizer?: string }).optimizer ?? "")) {
-    reader.fail("optimizer", `must be made by adamw(...) or sgd(...); got ${describeValue(optimizer)}.`);
+  if (!isBranded(optimizer) || !["adamw", "sgd"].includes((optimizer as { optimizer?: string }).optimizer ?? "")) {
+    reader.fail("optimizer", `must be made by adamw(...) or sgd(...), not built by hand; got ${describeValue(optimizer)}.`);
   }
   return {
     loss,
@@ -141,5 +143,8 @@ export function isSpec(value: unknown): value is Spec {
 
 /** Throws the error a spec file gets when its default export is not a spec. */
 export function notASpec(file: string, value: unknown): never {
+  if (types.isPromise(value)) {
+    throw new SpecError("E_SPEC_EVAL", `${file}: the default export is a Promise, but peftc runs specs synchronously. Export the result of defineSpec({ methods: [...] }) directly, not from an async function or a top-level await.`, undefined);
+  }
   throw new SpecError("E_SPEC_EVAL", `${file}: the default export is not a spec; got ${describeValue(value)}. Write \`export default defineSpec({ methods: [...] })\` with defineSpec imported from "peftc".`, undefined);
 }

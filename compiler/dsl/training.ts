@@ -1,3 +1,4 @@
+import { brand } from "./brand";
 import { OptionReader } from "./options";
 import { type SourceSite, captureSite } from "./site";
 
@@ -31,12 +32,12 @@ export type Loss = CausalLmLoss | MaskedLmLoss | ClassificationLoss | Regression
 
 /** The causal language-modelling loss, the default. */
 export function causalLM(): CausalLmLoss {
-  return { loss: "causal_lm", site: captureSite() };
+  return brand({ loss: "causal_lm", site: captureSite() });
 }
 
 /** The masked language-modelling loss (BERT). */
 export function maskedLM(): MaskedLmLoss {
-  return { loss: "masked_lm", site: captureSite() };
+  return brand({ loss: "masked_lm", site: captureSite() });
 }
 
 /** Sequence classification with cross-entropy; `classes` is the number of labels (at least 2). */
@@ -45,7 +46,7 @@ export function sequenceClassification(options: { classes: number }): Classifica
   const reader = new OptionReader("sequenceClassification", site);
   const record = reader.object(options, ["classes"]);
   if (record.classes === undefined) reader.fail("classes", "is required: the number of labels, at least 2.");
-  return { loss: "sequence_classification", classes: reader.number(record, "classes", { integer: true, min: 2 }, 2), site };
+  return brand({ loss: "sequence_classification", classes: reader.number(record, "classes", { integer: true, min: 2 }, 2), site });
 }
 
 /** Regression with mean squared error; `targets` real values per sequence, default 1. */
@@ -53,7 +54,7 @@ export function regression(options: { targets?: number } = {}): RegressionLoss {
   const site = captureSite();
   const reader = new OptionReader("regression", site);
   const record = reader.object(options, ["targets"]);
-  return { loss: "regression", targets: reader.number(record, "targets", { integer: true, min: 1 }, 1), site };
+  return brand({ loss: "regression", targets: reader.number(record, "targets", { integer: true, min: 1 }, 1), site });
 }
 
 /** Options of `adamw()`; defaults are PyTorch's `torch.optim.AdamW`. */
@@ -112,14 +113,14 @@ export function adamw(options: AdamWOptions = {}): AdamW {
     if (!valid) reader.fail("betas", "must be two numbers in [0, 1), such as [0.9, 0.999].");
     betas = [value[0] as number, value[1] as number];
   }
-  return {
+  return brand({
     optimizer: "adamw",
     lr: reader.number(record, "lr", { above: 0 }, 1e-3),
     betas,
     eps: reader.number(record, "eps", { above: 0 }, 1e-8),
     weightDecay: reader.number(record, "weightDecay", { min: 0 }, 0.01),
     site,
-  };
+  });
 }
 
 /** Stochastic gradient descent with optional momentum, as PyTorch defines it. */
@@ -130,12 +131,12 @@ export function sgd(options: SgdOptions = {}): Sgd {
   const momentum = reader.number(record, "momentum", { min: 0, below: 1 }, 0);
   const nesterov = reader.boolean(record, "nesterov", false);
   if (nesterov && momentum === 0) reader.fail("nesterov", "needs a momentum above 0, as in PyTorch; set momentum or drop nesterov.");
-  return {
+  return brand({
     optimizer: "sgd",
     lr: reader.number(record, "lr", { above: 0 }, 1e-3),
     momentum,
     weightDecay: reader.number(record, "weightDecay", { min: 0 }, 0),
     nesterov,
     site,
-  };
+  });
 }

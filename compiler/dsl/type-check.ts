@@ -27,10 +27,11 @@ export class SpecTypeError extends PeftcError {
     file: string,
     readonly diagnostics: readonly SpecDiagnostic[],
   ) {
-    const count = diagnostics.length === 1 ? "1 type error" : `${diagnostics.length} type errors`;
+    // The list contains syntax errors as well as type errors.
+    const count = diagnostics.length === 1 ? "1 error; fix it" : `${diagnostics.length} errors; fix them`;
     const lines = diagnostics.map(formatDiagnostic).join("\n");
     const first = diagnostics[0];
-    super("E_SPEC_TYPE", `${file}: the spec has ${count}; fix them and compile again:\n${lines}`, {
+    super("E_SPEC_TYPE", `${file}: the spec has ${count} and compile again:\n${lines}`, {
       file: first?.file ?? file,
       line: first?.line,
       column: first?.column,

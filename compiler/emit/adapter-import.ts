@@ -22,6 +22,15 @@ export interface AdapterPlans {
  */
 export function adapterPlans(dir: string, discovery: Pick<Discovery, "modules">): AdapterPlans {
   const adapter = readPeftAdapter(dir);
+  if (adapter.otherTensors.size > 0) {
+    // Trained biases (bias "all" or "lora_only") and other saved tensors would change the model, but only LoRA weights are applied.
+    const keys = [...adapter.otherTensors.keys()];
+    throw new PeftcError(
+      "E_ADAPTER",
+      `${dir}: the weights file holds tensors that are not LoRA weights (${keys.slice(0, 5).join(", ")}${keys.length > 5 ? `, and ${keys.length - 5} more` : ""}), such as trained biases, which peftc does not import. Export the adapter with bias "none" and without other tensors.`,
+      { file: dir, key: keys[0] },
+    );
+  }
   const byName = new Map<string, Target>();
   for (const target of selectionTargets(discovery)) if (target.kind === "linear" && target.part === undefined) byName.set(target.torchName, target);
 

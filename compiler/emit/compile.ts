@@ -8,7 +8,9 @@ import { isSpecError, type SpecError } from "../dsl/spec-error";
 import { canonicalJson, specHash, specToJson, toPlain } from "../dsl/spec-json";
 import { externalDataRefs, loadModel, saveModel } from "../ir/io";
 import type { Model } from "../ir/model";
+import { topologicalOrder } from "../ir/topological-sort";
 import { validateModel } from "../ir/validate";
+import type { Value } from "../ir/value";
 import { discoverModules } from "../match/discover";
 import { discoveryToJson } from "../match/json";
 import { moduleTypeDeclarations } from "../match/emit-types";
@@ -16,6 +18,7 @@ import { type PeftGraph, applySpec } from "../methods/apply";
 import type { Tensor } from "../onnx/tensor";
 import { type AdapterPlans, adapterPlans } from "./adapter-import";
 import { withStagingFolder } from "./artifact-folder";
+import { markArtifactGraph, rejectArtifactGraph } from "./artifact-metadata";
 import type { Manifest, ManifestGraph } from "./manifest";
 import type { PlacedExternalFile } from "../onnx/external-files";
 import type { Discovery } from "../match/discover";
@@ -85,6 +88,9 @@ export function compileArtifacts(options: CompileOptions): CompileResult {
   const files: string[] = [];
   let manifest: Manifest | undefined;
   withStagingFolder(options.outDir, (staging) => {
+    // The mark lets a later compile reject these graphs as base models.
+    for (const [kind, graph] of graphs) markArtifactGraph(graph, kind);
+    markArtifactGraph(apply, "apply");
     const placed: PlacedExternalFile[] = [];
     for (const [kind, graph] of graphs) {
       placed.push(...saveModel(graph, path.join(staging, ARTIFACT_FILES[kind])));
@@ -120,6 +126,7 @@ interface CompiledGraph {
  */
 function compileGraph(options: CompileOptions, kind: TrainingGraphKind): CompiledGraph {
   const model = loadModel(options.modelFile);
+  rejectArtifactGraph(model, options.modelFile);
   const opset = model.opsetVersion("") ?? 0;
   if (opset < 13) {
     throw new PeftcError(
@@ -148,13 +155,31 @@ function compileGraph(options: CompileOptions, kind: TrainingGraphKind): Compile
   if (adapter && options.spec) adapter.checkCovered(peft.lora);
   const settings = options.spec?.train ?? defaultTrainSettings();
   try {
-    addTrainingHead(model, kind, peft.parameters, settings, decayRule(discovery, settings));
+    addTrainingHead(model, kind, peft.parameters, settings, decayRule(discovery, settings), layerBoundaries(model, discovery));
   } catch (error) {
     if (isSpecError(error)) options.relocate?.(error);
     throw error;
   }
   validateModel(model);
   return { model, discovery, peft, baseCount };
+}
+
+/**
+ * The residual stream entering each transformer layer, read as the input of
+ * the layer's first norm, then the input of the final norm: the cut points
+ * of activation checkpointing.
+ */
+function layerBoundaries(model: Model, discovery: Discovery): Value[] {
+  const position = new Map(topologicalOrder(model.graph).map((node, i) => [node, i]));
+  const first = new Map<number | null, { at: number; input: Value }>();
+  for (const module of discovery.modules) {
+    if (module.kind !== "norm" || !module.input || module.node.graph !== model.graph) continue;
+    if (module.layer === null && module.path !== "norm") continue;
+    const at = position.get(module.node) ?? Infinity;
+    const seen = first.get(module.layer);
+    if (!seen || at < seen.at) first.set(module.layer, { at, input: module.input });
+  }
+  return [...first.values()].sort((a, b) => a.at - b.at).map((entry) => entry.input);
 }
 
 function checkSameParameters(first: PeftGraph, second: PeftGraph, kind: string): void {

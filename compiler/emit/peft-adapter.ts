@@ -238,8 +238,17 @@ function buildUpdates(input: PeftAdapterInput): ModuleUpdate[] {
   return updates;
 }
 
-/** Returns the values of parameter `name` as float32, checking its shape. */
+/** Returns the values of parameter `name` as float32, checking its shape and that every value is finite. */
 function valuesOf(tensors: PeftAdapterInput["tensors"], name: string, shape: [number, number], record: LoraRecord): Float32Array {
+  const values = rawValuesOf(tensors, name, shape, record);
+  const bad = values.findIndex((entry) => !Number.isFinite(entry));
+  if (bad >= 0) {
+    throw adapterError(`${name} (LoRA of ${record.path}) contains ${values[bad]} at index ${bad}, so the adapter would break the model. Export a checkpoint from before training diverged.`, { tensor: name });
+  }
+  return values;
+}
+
+function rawValuesOf(tensors: PeftAdapterInput["tensors"], name: string, shape: [number, number], record: LoraRecord): Float32Array {
   const value = tensors.get(name);
   if (value === undefined) throw adapterError(`the values of ${name} (LoRA of ${record.path}) are missing. Pass a parameter file that contains every LoRA parameter.`, { tensor: name });
   const expected = shape[0] * shape[1];
@@ -642,6 +651,30 @@ function selectsModule(targets: LoraConfigJson["target_modules"], name: string):
   }
 }
 
+/**
+ * Config fields that change which modules PEFT adapts or what else it
+ * loads, which peftc does not apply, with the fix for each. A field set to
+ * its default (null, or an empty list) is accepted. layers_pattern is not
+ * here because PEFT reads it only together with layers_to_transform.
+ */
+const UNAPPLIED_FIELDS: [field: string, effect: string, fix: string][] = [
+  ["layers_to_transform", "restricts LoRA to some layers", "PEFT saves LoRA weights only for the layers it adapts, so if the weights file contains no others, set layers_to_transform to null."],
+  ["exclude_modules", "keeps modules out of target_modules", "If the weights file contains no LoRA weights for the excluded modules, set exclude_modules to null."],
+  ["modules_to_save", "replaces whole modules with trained copies", "peftc imports LoRA weights only, so export the adapter without modules_to_save, or train those modules with the spec's train option."],
+  ["trainable_token_indices", "trains rows of the embedding", "Export the adapter without trainable tokens."],
+  ["target_parameters", "puts LoRA on parameters instead of modules", "Export a LoRA adapter on modules (target_modules)."],
+  ["alora_invocation_tokens", "makes an activated LoRA that starts at given tokens", "Export a plain LoRA adapter."],
+];
+
+function rejectUnappliedFields(raw: Record<string, unknown>, file: string): void {
+  for (const [field, effect, fix] of UNAPPLIED_FIELDS) {
+    const value = raw[field];
+    const isDefault = value === undefined || value === null || (Array.isArray(value) && value.length === 0);
+    if (isDefault) continue;
+    throw adapterError(`${file}: ${field} is ${JSON.stringify(value)}, which ${effect}, but peftc does not apply ${field}, so the compiled model would differ from PEFT's. ${fix}`, { file, key: field });
+  }
+}
+
 function parseConfig(file: string): LoraConfigJson {
   let json: unknown;
   try {
@@ -678,6 +711,7 @@ function parseConfig(file: string): LoraConfigJson {
   if (raw.layer_replication !== undefined && raw.layer_replication !== null) {
     throw adapterError(`${file}: layer_replication is set, which changes the base model's layers, so peftc cannot import it.`, { file, key: "layer_replication" });
   }
+  rejectUnappliedFields(raw, file);
   const bias = optional("bias", (value) => value === "none" || value === "all" || value === "lora_only", `"none", "all" or "lora_only"`, "none" as const);
   const targetModules = optional<string[] | string | null>("target_modules", (value) => isString(value) || isStringList(value), "a module name list or a regular expression", null);
 

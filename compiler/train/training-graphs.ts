@@ -35,7 +35,15 @@ export function logitsOutput(model: Model): Value {
  *
  * `decays(parameter)` says whether weight decay applies to it.
  */
-export function addTrainingHead(model: Model, kind: TrainingGraphKind, parameters: readonly TrainableParameter[], settings: TrainSettings, decays: (parameter: TrainableParameter) => boolean): void {
+export function addTrainingHead(
+  model: Model,
+  kind: TrainingGraphKind,
+  parameters: readonly TrainableParameter[],
+  settings: TrainSettings,
+  decays: (parameter: TrainableParameter) => boolean,
+  /** Residual-stream values at layer starts, used when the settings ask for activation checkpointing. */
+  checkpoints: readonly Value[] = [],
+): void {
   const graph = model.graph;
   const opset = model.opsetVersion("") ?? 0;
   inferShapes(model);
@@ -47,7 +55,7 @@ export function addTrainingHead(model: Model, kind: TrainingGraphKind, parameter
     outputs.push([logits.name, logits]);
   } else {
     const values = parameters.map((parameter) => graph.lookup(parameter.name)!);
-    const grads = buildBackward(model, new Map([[logits, loss.logitsGrad!]]), values);
+    const grads = buildBackward(model, new Map([[logits, loss.logitsGrad!]]), values, { checkpoints: settings.checkpointActivations ? checkpoints : [] });
     if (kind === "grad") {
       parameters.forEach((parameter, i) => outputs.push([gradName(parameter.name), grads.get(values[i])!]));
     } else {

@@ -1,6 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Command } from "commander";
+import { PeftcError } from "../../compiler/errors";
 import type { CliIo } from "./main";
 
 interface CompileCommandOptions {
@@ -17,6 +18,11 @@ interface CompileCommandOptions {
  * `peftc inspect MODEL --emit-types MODEL.d.ts` writes), when it exists.
  */
 function typesFilesFor(modelPath: string, given: string[] | undefined): string[] {
+  for (const file of given ?? []) {
+    if (!/\.d\.[mc]?ts$/.test(file)) {
+      throw new PeftcError("E_SPEC_LOAD", `--types ${file} is not a declaration file: it must end in .d.ts (or .d.mts, .d.cts). Write one with \`peftc inspect MODEL --emit-types MODEL.d.ts\`.`, { file });
+    }
+  }
   if (given && given.length > 0) return given;
   const sibling = path.join(path.dirname(modelPath), `${path.basename(modelPath, path.extname(modelPath))}.d.ts`);
   return fs.existsSync(sibling) ? [sibling] : [];

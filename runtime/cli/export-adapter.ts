@@ -12,7 +12,11 @@ interface ExportAdapterOptions {
   params?: string;
   taskType: string;
   baseModel?: string;
+  loraOnly?: boolean;
 }
+
+/** Task types of PEFT's TaskType enum that a LoRA adapter config may name. */
+export const PEFT_TASK_TYPES = ["CAUSAL_LM", "SEQ_CLS", "SEQ_2_SEQ_LM", "TOKEN_CLS", "QUESTION_ANS", "FEATURE_EXTRACTION"];
 
 /** Reads and checks manifest.json of an artifact folder. */
 export function readManifest(artifactDir: string): Manifest {
@@ -69,14 +73,29 @@ export function registerExportAdapter(program: Command, io: CliIo): void {
     .argument("<artifact-dir>", "artifact folder written by peftc compile, whose manifest.json lists the LoRA branches")
     .requiredOption("--out <dir>", "adapter folder to write. It is created if missing, and an existing one must be empty or contain an earlier adapter")
     .option("--params <file>", "safetensors file with the trained values, such as a training checkpoint (default: <artifact-dir>/params.safetensors)")
-    .option("--task-type <type>", "PEFT task_type written to adapter_config.json", "CAUSAL_LM")
+    .option("--task-type <type>", `PEFT task_type written to adapter_config.json: ${PEFT_TASK_TYPES.join(", ")}`, "CAUSAL_LM")
     .option("--base-model <name>", "base_model_name_or_path written to adapter_config.json: the Hugging Face model id or path of the base model (default: null)")
+    .option("--lora-only", "export the LoRA tensors even when the spec also trains biases or whole modules (train:), which the adapter then leaves at the base model's values")
     .action((artifactDir: string, options: ExportAdapterOptions) => {
+      if (!PEFT_TASK_TYPES.includes(options.taskType)) {
+        throw new PeftcError("E_ADAPTER", `--task-type ${JSON.stringify(options.taskType)} is not a PEFT task type. Use one of ${PEFT_TASK_TYPES.join(", ")}.`);
+      }
       const manifest = readManifest(artifactDir);
       if (manifest.lora.length === 0) {
         throw new PeftcError(
           "E_ARTIFACT",
           `${path.join(artifactDir, "manifest.json")} lists no LoRA branches, so there is no PEFT LoRA adapter to export. Compile a spec that uses lora().`,
+          { file: artifactDir },
+        );
+      }
+      // NOTE: trained biases and fully trained modules have no PyTorch names in the manifest, so they cannot be exported yet.
+      const skipped = manifest.parameters.filter((parameter) => parameter.method !== "lora");
+      const skippedList = skipped.map((parameter) => parameter.name).join(", ");
+      const skippedText = skipped.length === 1 ? "1 trainable tensor that is not a LoRA weight" : `${skipped.length} trainable tensors that are not LoRA weights`;
+      if (skipped.length > 0 && !options.loraOnly) {
+        throw new PeftcError(
+          "E_ARTIFACT",
+          `the artifacts have ${skippedText} (${skippedList}), such as trained biases (bias "all" or "lora_only") or train: modules, which peftc cannot write into a PEFT adapter. The adapter would leave them at the base model's values and change the model's outputs. Pass --lora-only to export the LoRA tensors alone.`,
           { file: artifactDir },
         );
       }
@@ -88,13 +107,12 @@ export function registerExportAdapter(program: Command, io: CliIo): void {
         tensors,
         taskType: options.taskType,
         baseModel: options.baseModel ?? null,
-        defaults: specDefaults(manifest),
+        // The adapter contains no bias tensors, so its config must not claim trained biases.
+        defaults: { ...specDefaults(manifest), ...(options.loraOnly ? { bias: "none" as const } : {}) },
       });
 
-      const skipped = manifest.parameters.filter((parameter) => parameter.method !== "lora");
       if (skipped.length > 0) {
-        // NOTE: trained biases and fully trained modules have no PyTorch names in the manifest, so they cannot be exported yet.
-        io.stderr(`peftc: warning: ${skipped.length} trainable tensors that are not LoRA weights (${skipped.map((parameter) => parameter.name).join(", ")}) are not in the adapter, so PEFT will use the base model's values for them.\n`);
+        io.stderr(`peftc: warning: --lora-only leaves out ${skippedText} (${skippedList}), so PEFT will use the base model's values for them.\n`);
       }
       const fused = written.modules.filter((module) => module.parts !== null);
       io.stdout(

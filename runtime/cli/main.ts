@@ -16,6 +16,18 @@ const processIo: CliIo = {
   stderr: (text) => process.stderr.write(text),
 };
 
+/**
+ * Makes the process exit quietly with status 0 when the reader of `stream`
+ * goes away, as in `peftc inspect MODEL --json | head`, the way Unix tools
+ * stop on a closed pipe. Other stream errors stay uncaught exceptions.
+ */
+export function exitOnBrokenPipe(stream: NodeJS.EventEmitter, exit: (status: number) => void = (status) => process.exit(status)): void {
+  stream.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE") throw error;
+    exit(0);
+  });
+}
+
 /** Exit status for bad arguments and bad input files, so scripts can tell them from crashes (1). */
 export const EXIT_USAGE = 2;
 

@@ -67,6 +67,17 @@ export const gelu = unary((b, dy, x, _y, context) => {
 /** com.microsoft::Gelu: the erf form. */
 export const microsoftGelu = unary((b, dy, x) => b.op("Mul", [dy, geluExactSlope(b, x)]));
 
+/** com.microsoft::BiasGelu: y = gelu(x + bias) with the exact (erf) GELU; the bias gradient is summed over the broadcast axes. */
+export const biasGelu: GradientRule = (context) => {
+  const { b, node } = context;
+  const dy = context.outputGrads[0];
+  const [x, bias] = node.inputs as Value[];
+  if (!dy || !(context.needsGrad(0) || context.needsGrad(1))) return [];
+  const sum = b.typed(b.op("Add", [x, bias]), node.outputs[0]);
+  const dsum = b.op("Mul", [dy, geluExactSlope(b, sum)]);
+  return [context.needsGrad(0) ? dsum : undefined, context.needsGrad(1) ? unbroadcast(b, dsum, bias, b.dims(node.outputs[0])) : undefined];
+};
+
 /**
  * com.microsoft::FastGelu: the tanh form of GELU applied to X + bias, with
  * the optional bias broadcast along the last axis.

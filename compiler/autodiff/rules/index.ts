@@ -2,12 +2,15 @@ import type { Node } from "../../ir/node";
 import type { GradientRule } from "../rule";
 import { add, div, mul, neg, pow, sub } from "./elementwise";
 import { gemm, matMul } from "./matmul";
+import { fusedMatMul } from "./fused-matmul";
+import { scatterND } from "./scatter";
+import { cos, sin } from "./trigonometric";
 import { concat, split } from "./concat";
 import { gather, gatherElements } from "./gather";
 import { pad, slice } from "./slice";
 import { expand, reshapeBack, tile, transpose } from "./shape";
 import { reduceMean, reduceSum } from "./reduce";
-import { fastGelu, gelu, leakyRelu, microsoftGelu, relu, sigmoid, softplus, tanh } from "./activation";
+import { biasGelu, fastGelu, gelu, leakyRelu, microsoftGelu, relu, sigmoid, softplus, tanh } from "./activation";
 import { dropout } from "./dropout";
 import { layerNormalization, simplifiedLayerNormalization, skipLayerNormalization, skipSimplifiedLayerNormalization } from "./normalization";
 import { logSoftmax, softmax } from "./softmax";
@@ -42,6 +45,11 @@ const RULE_ENTRIES: [string, GradientRule][] = [
   ["Pow", pow],
   ["MatMul", matMul],
   ["Gemm", gemm],
+  ["com.microsoft::FusedMatMul", fusedMatMul],
+  ["ScatterND", scatterND],
+  ["Sin", sin],
+  ["Cos", cos],
+  ["com.microsoft::BiasGelu", biasGelu],
   ["ReduceSum", reduceSum],
   ["ReduceMean", reduceMean],
   ["Sqrt", sqrt],

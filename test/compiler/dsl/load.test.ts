@@ -187,7 +187,7 @@ export default defineSpec({ methods: [], seed: select });
 
     expect(error.code).toBe("E_SPEC_TYPE");
     expect(error.diagnostics.map((diagnostic) => diagnostic.line)).toEqual([3, 4, 6]);
-    expect(error.message).toContain("3 type errors");
+    expect(error.message).toContain("3 errors; fix them");
   });
 
   it("reports an unknown option as a type error at the property", () => {
@@ -343,6 +343,74 @@ export default defineSpec({ methods: [lora({ targets: select.role("attn.q"), ran
     const error = thrown(() => loadSpec(path.join(dir, "spec.ts")));
     expect(error).toBeInstanceOf(PeftcError);
     expect((error as PeftcError).code).toBe("E_SPEC_EVAL");
+  });
+
+  it("reports a Promise default export", () => {
+    const source = `import { defineSpec, lora, select } from "peftc";\n\nexport default (async () => defineSpec({ methods: [lora({ targets: select.role("attn.q") })] }))();\n`;
+    const dir = writeFiles({ "spec.ts": source });
+    const error = thrown(() => loadSpec(path.join(dir, "spec.ts"))) as PeftcError;
+
+    expect(error.code).toBe("E_SPEC_EVAL");
+    expect(error.message).toContain("the default export is a Promise");
+    expect(error.message).toContain("not from an async function");
+  });
+
+  it("stops a spec that runs too long", () => {
+    const source = `import { defineSpec, lora, select } from "peftc";\n\nwhile (true) {}\n\nexport default defineSpec({ methods: [lora({ targets: select.role("attn.q") })] });\n`;
+    const dir = writeFiles({ "spec.ts": source });
+    const error = thrown(() => loadSpec(path.join(dir, "spec.ts"), { typeCheck: false, timeoutMs: 300 })) as PeftcError;
+
+    expect(error.code).toBe("E_SPEC_EVAL");
+    expect(error.message).toContain(`${path.join(dir, "spec.ts")}: running the spec timed out after 0.3 s`);
+  });
+
+  it("stops an imported helper that runs too long", () => {
+    const dir = writeFiles({
+      "spec.ts": `import { defineSpec } from "peftc";\nimport { methods } from "./helper";\n\nexport default defineSpec({ methods });\n`,
+      "helper.ts": `import { lora, select } from "peftc";\n\nfor (;;) {}\n\nexport const methods = [lora({ targets: select.role("attn.q") })];\n`,
+    });
+    const error = thrown(() => loadSpec(path.join(dir, "spec.ts"), { typeCheck: false, timeoutMs: 300 })) as PeftcError;
+
+    expect(error.code).toBe("E_SPEC_EVAL");
+    expect(error.message).toContain("timed out");
+  });
+
+  it("counts a syntax error as one error", () => {
+    const source = `import { defineSpec, lora, select } from "peftc";\n\nexport default defineSpec({ methods: [lora({ targets: select.role("attn.q") })] }));\n`;
+    const dir = writeFiles({ "spec.ts": source });
+    const error = thrown(() => loadSpec(path.join(dir, "spec.ts"))) as SpecTypeError;
+
+    expect(error.code).toBe("E_SPEC_TYPE");
+    expect(error.diagnostics).toHaveLength(1);
+    expect(error.message).toContain("the spec has 1 error; fix it and compile again:");
+  });
+
+  it.each([
+    ["method", `methods: [lora({ targets: select.role("attn.q") }), { method: "lora" } as any]`, ["methods", "1"], "must be made by lora(...)", `{ method: "lora" }`],
+    ["spread method", `methods: [{ ...lora({ targets: select.role("attn.q") }) }]`, ["methods", "0"], "must be made by lora(...)", `{ ...lora`],
+    ["loss", `methods: [lora({ targets: select.role("attn.q") })], train: { loss: { loss: "causal_lm" } as any }`, ["train", "loss"], "must be made by causalLM()", `loss: {`],
+    ["optimizer", `methods: [lora({ targets: select.role("attn.q") })], train: { optimizer: { optimizer: "sgd", lr: 1 } as any }`, ["train", "optimizer"], "must be made by adamw(...) or sgd(...)", `optimizer: {`],
+  ])("rejects a hand-built %s at its property", (_what, options, option, reason, marker) => {
+    const source = `import { defineSpec, lora, select } from "peftc";\n\nexport default defineSpec({\n  ${options},\n});\n`;
+    const dir = writeFiles({ "spec.ts": source });
+    const error = thrown(() => loadSpec(path.join(dir, "spec.ts"))) as SpecError;
+
+    expect(error.code).toBe("E_SPEC_OPTION");
+    expect(error.option).toEqual(option);
+    expect(error.message).toContain(reason);
+    expect(error.site).toEqual({ file: path.join(dir, "spec.ts"), ...positionOf(source, marker) });
+  });
+
+  it.each([
+    ["alpha: NaN", `option "alpha" must be a finite number (a number > 0); got NaN.`],
+    ["alpha: Infinity", `option "alpha" must be a finite number (a number > 0); got Infinity.`],
+    ["dropout: 1", `option "dropout" must be a number in [0, 1); got 1.`],
+  ])("describes %s in its message", (text, expected) => {
+    const dir = writeFiles({ "spec.ts": loraSpec(text) });
+    const error = thrown(() => loadSpec(path.join(dir, "spec.ts"))) as SpecError;
+
+    expect(error.code).toBe("E_SPEC_OPTION");
+    expect(error.message).toContain(expected);
   });
 
   it("loads relative TypeScript imports", () => {

@@ -1,5 +1,6 @@
 import * as path from "node:path";
-import { SpecError, formatWarning, matchSelector, resolveSelection, select, selectionTargets } from "../../../compiler/dsl";
+import { Selector, SpecError, formatWarning, matchSelector, resolveSelection, select, selectionTargets } from "../../../compiler/dsl";
+import { toSelector } from "../../../compiler/dsl/selector";
 import type { Target } from "../../../compiler/dsl";
 import { loadModel } from "../../../compiler/ir/io";
 import { discoverModules } from "../../../compiler/match";
@@ -126,6 +127,65 @@ describe("resolveSelection on llama-tiny", () => {
     expect(closest).toContain("layers.0.attn.q");
     expect(closest).toHaveLength(5);
     expect(error.message).toContain("Roles in this model: attn.k, attn.o, attn.q, attn.v, head, mlp.down, mlp.gate, mlp.up.");
+  });
+});
+
+describe("resolveSelection rejects a part that matches nothing", () => {
+  it.each([
+    ["a path glob", () => select.path("layers.*.attn.q", "layers.*.attn.vv"), `"layers.*.attn.vv" in select.path("layers.*.attn.q", "layers.*.attn.vv") matches no module of the model`],
+    ["a glob of a plain list", () => toSelector(["layers.*.attn.q", "layers.*.atn.v"], undefined, ["targets"]), `"layers.*.atn.v" in select.path("layers.*.attn.q", "layers.*.atn.v") matches no module`],
+    ["a name", () => select.name("q_proj", "v_prj"), `"v_prj" in select.name("q_proj", "v_prj") matches no module`],
+    ["a module path", () => select.module("layers.0.attn.q", "layers.0.attn.qq"), `"layers.0.attn.qq" in select.module("layers.0.attn.q", "layers.0.attn.qq") matches no module`],
+    ["a role", () => select.role("attn.q", "attn.qkv" as "attn.q"), `role "attn.qkv" in select.role("attn.q", "attn.qkv") matches no module`],
+    ["a layer", () => select.role("attn.q").and(select.layers(0, 3)), `layer 2 in select.layers([0, 1, 2, 3]) matches no module`],
+    ["a part of or", () => select.role("attn.q").or(select.path("layers.*.attn.vv")), `"layers.*.attn.vv" in select.path("layers.*.attn.vv") matches no module`],
+    ["an excluded part", () => select.role("attn.q").except(select.path("layers.9.attn.q")), `"layers.9.attn.q" in select.path("layers.9.attn.q") matches no module`],
+  ])("rejects %s", (_what, make, reason) => {
+    const error = specErrorOf(() => resolveSelection(make(), llama, "lora targets", ["linear"]));
+    expect(error.code).toBe("E_SPEC_SELECTOR");
+    expect(error.message).toContain(`lora targets: ${reason}`);
+    expect(error.message).toContain("Closest module paths: ");
+  });
+
+  it("names the closest paths to the part", () => {
+    const error = specErrorOf(() => resolveSelection(select.path("layers.*.attn.q", "layers.*.attn.vv"), llama, "lora targets", ["linear"]));
+    expect(error.message).toMatch(/Closest module paths: layers\.0\.attn\.v, /);
+  });
+
+  it("points at the part's own selector call", () => {
+    const selector = select.role("attn.q").or(select.path("layers.*.attn.vv"));
+    const inner = (selector.term as { items: Selector[] }).items[1];
+    const error = specErrorOf(() => resolveSelection(selector, llama, "lora targets", ["linear"]));
+    expect(error.site).toEqual(inner.site);
+  });
+
+  it("points at the element of a plain list", () => {
+    const error = specErrorOf(() => resolveSelection(toSelector(["layers.*.attn.q", "layers.*.atn.v"], undefined, ["targets"]), llama, "lora targets", ["linear"]));
+    expect(error.option).toEqual(["targets", "1"]);
+  });
+
+  it("rejects a part of a kind the method cannot take", () => {
+    const error = specErrorOf(() => resolveSelection(select.path("layers.*.attn_norm", "layers.0.attn.q"), llama, "lora targets", ["linear"]));
+    expect(error.message).toContain(`"layers.*.attn_norm" in select.path("layers.*.attn_norm", "layers.0.attn.q") matches only norm modules (layers.0.attn_norm, layers.1.attn_norm), and lora targets takes linear modules`);
+  });
+
+  it("says square brackets are literal", () => {
+    const error = specErrorOf(() => resolveSelection(select.path("layers.0.attn.q", "layers.1.attn.[qk]"), llama, "lora targets", ["linear"]));
+    expect(error.message).toContain("Square brackets are literal characters in peftc globs, not character classes; write {q,k} for either.");
+  });
+
+  it("accepts selectors whose every part matches", () => {
+    expect(paths(resolveSelection(select.path("layers.*.attn.q", "layers.*.attn.v"), llama, "lora targets", ["linear"]).targets)).toHaveLength(4);
+    expect(paths(resolveSelection(select.role("attn.v").and(select.layers([0, 1])), llama, "lora targets", ["linear"]).targets)).toHaveLength(2);
+    expect(paths(resolveSelection(select.role("attn.q", "attn.v"), gpt2, "lora targets", ["linear"]).targets)).toHaveLength(4);
+  });
+});
+
+describe("resolveSelection on a model without modules", () => {
+  it("says discovery found no modules", () => {
+    const error = specErrorOf(() => resolveSelection(select.path("layers.*.attn.q"), [], "lora targets", ["linear"]));
+    expect(error.message).toContain("Module discovery found no modules in this model, so no selector can match. Run `peftc inspect MODEL` to see what it found.");
+    expect(error.message).not.toContain("Closest module paths");
   });
 });
 

@@ -134,10 +134,71 @@ describe("compileArtifacts", () => {
   test("an earlier artifact folder is replaced", () => {
     const out = path.join(makeTempDir(), "out");
     compile({ outDir: out });
-    fs.writeFileSync(path.join(out, "stale.txt"), "old");
     compile({ outDir: out, spec: defineSpec({ methods: [lora({ targets: select.role("attn.o") })] }) });
-    expect(fs.existsSync(path.join(out, "stale.txt"))).toBe(false);
     expect(readManifest(out).parameters[0].name).toBe("layers.0.attn.o.lora_A");
+  });
+
+  test("earlier artifacts with external data are replaced", () => {
+    const baseDir = makeTempDir();
+    const modelFile = path.join(baseDir, "model.onnx");
+    saveModel(loadModel(LLAMA), modelFile, { externalDataThreshold: 1024, externalDataLocation: "model.onnx.data" });
+    const out = path.join(makeTempDir(), "out");
+    compile({ modelFile, outDir: out });
+    compile({ modelFile, outDir: out, spec: defineSpec({ methods: [lora({ targets: select.role("attn.o") })] }) });
+    expect(readManifest(out).parameters[0].name).toBe("layers.0.attn.o.lora_A");
+  });
+
+  test("user files in an earlier artifact folder are kept", () => {
+    const out = path.join(makeTempDir(), "out");
+    compile({ outDir: out });
+    fs.writeFileSync(path.join(out, "notes.txt"), "mine");
+    fs.mkdirSync(path.join(out, "checkpoints"));
+    fs.writeFileSync(path.join(out, "checkpoints", "step-100.safetensors"), "weights");
+    const before = fs.readFileSync(path.join(out, "manifest.json"));
+
+    let error: unknown;
+    try {
+      compile({ outDir: out, spec: defineSpec({ methods: [lora({ targets: select.role("attn.o") })] }) });
+    } catch (caught) {
+      error = caught;
+    }
+    expect((error as { code?: string }).code).toBe("E_OUTPUT_PATH");
+    expect((error as Error).message).toContain(`(${path.join("checkpoints", "step-100.safetensors")}, notes.txt)`);
+    expect((error as Error).message).toContain("Move those files elsewhere, or choose a new --out folder.");
+    expect(fs.readFileSync(path.join(out, "notes.txt"), "utf8")).toBe("mine");
+    expect(fs.readFileSync(path.join(out, "manifest.json")).equals(before)).toBe(true);
+  });
+
+  test("many user files are named up to five", () => {
+    const out = path.join(makeTempDir(), "out");
+    compile({ outDir: out });
+    for (let i = 0; i < 7; i++) fs.writeFileSync(path.join(out, `note-${i}.txt`), "mine");
+    expect(() => compile({ outDir: out })).toThrow("(note-0.txt, note-1.txt, note-2.txt, note-3.txt, note-4.txt, and 2 more)");
+  });
+
+  test("graphs carry the peftc.artifact mark", () => {
+    const out = path.join(makeTempDir(), "out");
+    compile({ outDir: out });
+    for (const kind of ["eval", "grad", "train", "apply"]) {
+      const entries = loadModel(path.join(out, `${kind}.onnx`)).metadataProps.filter((entry) => entry.key === "peftc.artifact");
+      expect(entries).toEqual([{ key: "peftc.artifact", value: kind }]);
+    }
+  });
+
+  test("a peftc graph is rejected as a base model", () => {
+    const first = path.join(makeTempDir(), "first");
+    compile({ outDir: first });
+    const second = path.join(makeTempDir(), "second");
+    let error: unknown;
+    try {
+      compile({ modelFile: path.join(first, "eval.onnx"), outDir: second });
+    } catch (caught) {
+      error = caught;
+    }
+    expect((error as { code?: string }).code).toBe("E_ONNX_INVALID");
+    expect((error as Error).message).toContain("is the eval graph of an earlier peftc compile");
+    expect((error as Error).message).toContain("compile the original base model instead");
+    expect(fs.existsSync(second)).toBe(false);
   });
 
   test("a folder of other files is kept", () => {

@@ -502,6 +502,12 @@ describe("readPeftAdapter", () => {
     expect(module.b.numbers()).toEqual([3, 4, 5]);
   });
 
+  it("accepts default values of fields it does not apply", () => {
+    const config = { ...BASE_CONFIG, layers_to_transform: null, layers_pattern: "layers", exclude_modules: [], modules_to_save: null, trainable_token_indices: null, target_parameters: [] };
+    const adapter = readPeftAdapter(handAdapter(config, GOOD));
+    expect([...adapter.modules.keys()]).toEqual(["model.layers.0.self_attn.q_proj"]);
+  });
+
   it("fills defaults for optional config fields", () => {
     const adapter = readPeftAdapter(handAdapter(BASE_CONFIG, GOOD));
     expect(adapter.config.use_rslora).toBe(false);
@@ -560,6 +566,12 @@ describe("readPeftAdapter", () => {
     ["a bad rank_pattern", () => handAdapter({ ...BASE_CONFIG, rank_pattern: { q: "4" } }, GOOD), "rank_pattern"],
     ["DoRA", () => handAdapter({ ...BASE_CONFIG, use_dora: true }, GOOD), "use_dora"],
     ["layer replication", () => handAdapter({ ...BASE_CONFIG, layer_replication: [[0, 1]] }, GOOD), "layer_replication"],
+    ["layers_to_transform", () => handAdapter({ ...BASE_CONFIG, layers_to_transform: [0] }, GOOD), "layers_to_transform is [0], which restricts LoRA to some layers, but peftc does not apply layers_to_transform"],
+    ["a single layers_to_transform", () => handAdapter({ ...BASE_CONFIG, layers_to_transform: 1 }, GOOD), "layers_to_transform is 1"],
+    ["exclude_modules", () => handAdapter({ ...BASE_CONFIG, exclude_modules: ["v_proj"] }, GOOD), 'exclude_modules is ["v_proj"], which keeps modules out of target_modules'],
+    ["modules_to_save", () => handAdapter({ ...BASE_CONFIG, modules_to_save: ["lm_head"] }, GOOD), 'modules_to_save is ["lm_head"], which replaces whole modules with trained copies'],
+    ["trainable tokens", () => handAdapter({ ...BASE_CONFIG, trainable_token_indices: [5] }, GOOD), "trainable_token_indices is [5]"],
+    ["target_parameters", () => handAdapter({ ...BASE_CONFIG, target_parameters: ["experts.gate_up_proj"] }, GOOD), "target_parameters is"],
     ["a module without lora_B", () => handAdapter(BASE_CONFIG, { [A]: GOOD[A] }), "no lora_B"],
     ["a module without lora_A", () => handAdapter(BASE_CONFIG, { [B]: GOOD[B] }), "no lora_A"],
     ["a rank that differs from r", () => handAdapter({ ...BASE_CONFIG, r: 2 }, GOOD), "gives it rank 2"],

@@ -1,6 +1,9 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Manifest } from "../../../compiler/emit/manifest";
+import { readSafetensors, writeSafetensors } from "../../../compiler/emit/safetensors";
+import { DataType } from "../../../compiler/onnx/dtype";
+import { Tensor } from "../../../compiler/onnx/tensor";
 import { runCli } from "../../../runtime/cli/main";
 import { CORPUS_DIR, describeCorpus } from "../../helpers/corpus";
 import { makeTempDir, removeTempDirs } from "../../helpers/temp";
@@ -105,6 +108,28 @@ describe("peftc compile", () => {
     expect(result.stderr).toMatch(/Closest module paths: layers\.0\.attn\.q, /);
   });
 
+  test("one unmatched glob of several is an error at that glob", async () => {
+    const spec = writeSpec([
+      'import { defineSpec, lora } from "peftc";',
+      "export default defineSpec({",
+      '  methods: [lora({ targets: ["layers.*.attn.q",',
+      '    "layers.*.atn.v"] })],',
+      "});",
+    ]);
+    const out = path.join(makeTempDir(), "out");
+    const result = await run("compile", LLAMA, "--spec", spec, "--out", out);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain(`${positionOf(spec, '"layers.*.atn.v"')}: lora targets: "layers.*.atn.v" in select.path("layers.*.attn.q", "layers.*.atn.v") matches no module of the model.`);
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
+  test("--types rejects a file that is not .d.ts", async () => {
+    const spec = writeSpec(['import { defineSpec, lora, select } from "peftc";', 'export default defineSpec({ methods: [lora({ targets: select.role("attn.q") })] });']);
+    const result = await run("compile", LLAMA, "--spec", spec, "--types", spec, "--out", path.join(makeTempDir(), "out"));
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain(`--types ${spec} is not a declaration file: it must end in .d.ts (or .d.mts, .d.cts).`);
+  });
+
   test("type error reports file:line:col", async () => {
     const spec = writeSpec([
       'import { defineSpec, lora, select } from "peftc";',
@@ -171,6 +196,25 @@ describe("peftc compile and export-adapter", () => {
       ["layers.0.attn.qkv", 8],
       ["layers.1.attn.qkv", 8],
     ]);
+  });
+});
+
+describe("peftc compile --adapter", () => {
+  test("rejects tensors it would not apply", async () => {
+    const spec = writeSpec(['import { defineSpec, lora, select } from "peftc";', 'export default defineSpec({ methods: [lora({ targets: select.role("attn.q"), rank: 4 })] });']);
+    const first = path.join(makeTempDir(), "first");
+    expect((await run("compile", LLAMA, "--spec", spec, "--out", first)).status).toBe(0);
+    const adapter = path.join(makeTempDir(), "adapter");
+    expect((await run("export-adapter", first, "--out", adapter)).status).toBe(0);
+    const weightsFile = path.join(adapter, "adapter_model.safetensors");
+    const { tensors } = readSafetensors(weightsFile);
+    const biasKey = "base_model.model.model.layers.0.self_attn.q_proj.bias";
+    tensors.set(biasKey, Tensor.fromArray(biasKey, DataType.FLOAT, [64], new Float32Array(64).fill(0.5)));
+    writeSafetensors(weightsFile, tensors);
+
+    const result = await run("compile", LLAMA, "--adapter", adapter, "--out", path.join(makeTempDir(), "second"));
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain("the weights file holds tensors that are not LoRA weights (model.layers.0.self_attn.q_proj.bias)");
   });
 });
 

@@ -119,14 +119,57 @@ describe("peftc export-adapter", () => {
     expect(adapter.modules.get(MODULES[1])!.b.numbers()).toEqual([-3, 0, 3, 6]);
   });
 
-  it("warns about trainable tensors that are not LoRA", async () => {
+  it("rejects trainable tensors that are not LoRA", async () => {
+    const records = MODULES.map(loraRecord);
+    const extra = [
+      { name: "model.layers.0.self_attn.q_proj.bias", shape: [2], dtype: "float32", init: "base", module: "layers.0.attn.q", method: "bias" as const, weightDecay: false },
+      { name: "lm_head.weight", shape: [2, 3], dtype: "float32", init: "base", module: "head", method: "train" as const, weightDecay: true },
+    ];
+    const artifacts = writeArtifacts(records, { extraParameters: extra });
+    const out = path.join(makeTempDir(), "adapter");
+    const result = await run("export-adapter", artifacts, "--out", out);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain("2 trainable tensors that are not LoRA weights (model.layers.0.self_attn.q_proj.bias, lm_head.weight)");
+    expect(result.stderr).toContain("Pass --lora-only");
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
+  it("exports LoRA alone with --lora-only", async () => {
     const records = MODULES.map(loraRecord);
     const extra = [{ name: "model.layers.0.self_attn.q_proj.bias", shape: [2], dtype: "float32", init: "base", module: "layers.0.attn.q", method: "bias" as const, weightDecay: false }];
-    const artifacts = writeArtifacts(records, { extraParameters: extra });
-    const result = await run("export-adapter", artifacts, "--out", makeTempDir());
+    const specValue = { methods: [{ method: "lora", rank: 2, alpha: 8, dropout: 0.1, rsLora: false, init: "kaiming", bias: "lora_only" }] };
+    const artifacts = writeArtifacts(records, { extraParameters: extra, specValue });
+    const out = makeTempDir();
+    const result = await run("export-adapter", artifacts, "--out", out, "--lora-only");
     expect(result.status).toBe(0);
-    expect(result.stderr).toContain("warning");
-    expect(result.stderr).toContain("model.layers.0.self_attn.q_proj.bias");
+    expect(result.stderr).toBe(
+      "peftc: warning: --lora-only leaves out 1 trainable tensor that is not a LoRA weight (model.layers.0.self_attn.q_proj.bias), so PEFT will use the base model's values for them.\n",
+    );
+    const adapter = readPeftAdapter(out);
+    expect([...adapter.modules.keys()]).toEqual(MODULES);
+    // The adapter contains no bias tensors, so its config claims none.
+    expect(adapter.config.bias).toBe("none");
+  });
+
+  it("rejects an unknown --task-type", async () => {
+    const artifacts = writeArtifacts(MODULES.map(loraRecord));
+    const result = await run("export-adapter", artifacts, "--out", makeTempDir(), "--task-type", "BANANA");
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain('--task-type "BANANA" is not a PEFT task type. Use one of CAUSAL_LM, SEQ_CLS, SEQ_2_SEQ_LM, TOKEN_CLS, QUESTION_ANS, FEATURE_EXTRACTION.');
+  });
+
+  it("rejects parameters that are not finite", async () => {
+    const records = MODULES.map(loraRecord);
+    const artifacts = writeArtifacts(records);
+    const params = paramsFor(records, 1);
+    params.set(records[1].b, Tensor.fromArray(records[1].b, DataType.FLOAT, [2, 2], Float32Array.from([0, NaN, 1, 2])));
+    const checkpoint = path.join(makeTempDir(), "diverged.safetensors");
+    writeSafetensors(checkpoint, params);
+    const out = path.join(makeTempDir(), "adapter");
+    const result = await run("export-adapter", artifacts, "--out", out, "--params", checkpoint);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain("layers.0.attn.v.lora_B (LoRA of layers.0.attn.v) contains NaN at index 1");
+    expect(fs.existsSync(out)).toBe(false);
   });
 
   it("rejects a manifest without LoRA branches", async () => {
