@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { PeftcError } from "../errors";
 import type { SpecWarning } from "../dsl/match";
 import { type Spec, type TrainSettings, defaultTrainSettings } from "../dsl/spec";
-import { isSpecError, type SpecError } from "../dsl/spec-error";
+import { SpecError, isSpecError } from "../dsl/spec-error";
 import { canonicalJson, specHash, specToJson, toPlain } from "../dsl/spec-json";
 import { externalDataRefs, loadModel, saveModel } from "../ir/io";
 import type { Model } from "../ir/model";
@@ -18,6 +18,7 @@ import { type PeftGraph, applySpec } from "../methods/apply";
 import type { Tensor } from "../onnx/tensor";
 import { type AdapterPlans, adapterPlans } from "./adapter-import";
 import { withStagingFolder } from "./artifact-folder";
+import { type InferGraph, buildInferGraph, isDecoder } from "./infer-graph";
 import { markArtifactGraph, rejectArtifactGraph } from "./artifact-metadata";
 import type { Manifest, ManifestGraph } from "./manifest";
 import type { PlacedExternalFile } from "../onnx/external-files";
@@ -55,6 +56,7 @@ export const ARTIFACT_FILES = {
   grad: "grad.onnx",
   train: "train.onnx",
   apply: "apply.onnx",
+  infer: "infer.onnx",
   params: "params.safetensors",
   manifest: "manifest.json",
   types: "model.d.ts",
@@ -84,6 +86,26 @@ export function compileArtifacts(options: CompileOptions): CompileResult {
   const decays = decayRule(discovery, settings);
   const apply = buildApplyGraph(peft.parameters, settings, decays, model.opsetVersion("") ?? 17);
 
+  if (options.spec?.inference.fusedAttention) {
+    // NOTE: the option is part of the spec API, but no fused-attention rewrite exists yet, so it is rejected rather than ignored.
+    const error = new SpecError("E_SPEC_OPTION", "defineSpec: option \"inference.fusedAttention\" is not supported yet: infer.onnx uses the model's own decomposed attention. Remove the option.", options.spec.site, ["inference", "fusedAttention"]);
+    options.relocate?.(error);
+    throw error;
+  }
+  // Generation needs [batch, sequence, vocab] logits; encoders and classifiers get no inference graph.
+  const wantsInfer = (options.spec?.inference.kvCache ?? true) && isDecoder(model);
+  let infer: InferGraph | null = null;
+  if (wantsInfer) {
+    try {
+      infer = buildInferGraph(options, peft);
+    } catch (error) {
+      // A decoder whose attention layout the cache rewrite does not know still trains; it only gets no infer.onnx.
+      if (!(error instanceof PeftcError) || error.code !== "E_UNKNOWN_DOMAIN") throw error;
+      const message = `no infer.onnx: ${error.message}`;
+      warnings.set(message, { message, site: undefined });
+    }
+  }
+
   const summary = trainableSummary(baseCount, peft.parameters);
   const files: string[] = [];
   let manifest: Manifest | undefined;
@@ -98,12 +120,21 @@ export function compileArtifacts(options: CompileOptions): CompileResult {
     }
     saveModel(apply, path.join(staging, ARTIFACT_FILES.apply));
     files.push(ARTIFACT_FILES.apply);
+    if (infer) {
+      markArtifactGraph(infer.model, "infer");
+      // Merged weights are new tensors: with a base in external data they go to their own file, and the untouched weights stay hard-linked.
+      const external = externalDataRefs(infer.model).length > 0 && infer.merged.length > 0;
+      const options_ = external ? { externalDataThreshold: 1024, externalDataLocation: `${ARTIFACT_FILES.infer}.data`, existingExternalData: "keep" as const } : {};
+      placed.push(...saveModel(infer.model, path.join(staging, ARTIFACT_FILES.infer), options_));
+      files.push(ARTIFACT_FILES.infer);
+      if (fs.existsSync(path.join(staging, `${ARTIFACT_FILES.infer}.data`))) files.push(`${ARTIFACT_FILES.infer}.data`);
+    }
     writeSafetensors(path.join(staging, ARTIFACT_FILES.params), new Map<string, Tensor>(peft.parameters.map((parameter) => [parameter.name, parameter.tensor])), { format: "pt" });
     files.push(ARTIFACT_FILES.params);
     fs.writeFileSync(path.join(staging, ARTIFACT_FILES.types), moduleTypeDeclarations(discoveryToJson(discovery), path.basename(options.modelFile)));
     files.push(ARTIFACT_FILES.types);
     const copied = new Map(placed.filter((file) => file.placement === "hardlink" || file.placement === "copy").map((file) => [file.location, file]));
-    manifest = buildManifest(options, graphs, apply, peft, summary, settings, decays, [...copied.values()], [...warnings.values()]);
+    manifest = buildManifest(options, graphs, apply, infer, peft, summary, settings, decays, [...copied.values()], [...warnings.values()]);
     fs.writeFileSync(path.join(staging, ARTIFACT_FILES.manifest), JSON.stringify(manifest, null, 2) + "\n");
     files.push(ARTIFACT_FILES.manifest);
     files.push(...copied.keys());
@@ -204,6 +235,7 @@ function buildManifest(
   options: CompileOptions,
   graphs: ReadonlyMap<TrainingGraphKind, Model>,
   apply: Model,
+  infer: InferGraph | null,
   peft: PeftGraph,
   summary: Manifest["summary"],
   settings: TrainSettings,
@@ -244,10 +276,11 @@ function buildManifest(
       grad: describe(ARTIFACT_FILES.grad, graphs.get("grad")!),
       train: describe(ARTIFACT_FILES.train, graphs.get("train")!),
       apply: describe(ARTIFACT_FILES.apply, apply),
+      ...(infer ? { infer: describe(ARTIFACT_FILES.infer, infer.model) } : {}),
     },
     optimizer: { state: [...state], settings: toPlain(settings) },
     externalData: placed.map(({ location, placement }) => ({ location, placement: placement as "hardlink" | "copy" })),
-    merged: [],
+    merged: infer?.merged ?? [],
     warnings: warnings.map((warning) => warning.message),
   };
 }

@@ -59,12 +59,12 @@ export interface Manifest {
   lora: LoraRecord[];
   summary: TrainableSummary;
   /** eval.onnx, grad.onnx, train.onnx and apply.onnx, with their data inputs (parameters and optimizer state are listed apart). */
-  graphs: Record<"eval" | "grad" | "train" | "apply", ManifestGraph>;
+  graphs: Record<"eval" | "grad" | "train" | "apply", ManifestGraph> & { infer?: ManifestGraph };
   /** Optimizer state tensor names (train.onnx and apply.onnx inputs, zeros at the start) and the training settings. */
   optimizer: { state: string[]; settings: unknown };
   /** Base model data files in the artifact folder and how they got there. */
   externalData: { location: string; placement: "hardlink" | "copy" }[];
-  /** LoRA paths folded into base weights in some graph; empty when every adapter stays separate. */
+  /** LoRA paths folded into the base weights of infer.onnx; empty when adapters stay graph inputs there. */
   merged: string[];
   warnings: string[];
 }

@@ -77,7 +77,8 @@ export function externalDataRefs(model: Model): { ref: ExternalDataRef; inSubgra
  */
 export function saveModel(model: Model, filePath: string, options: WriteOptions = {}): PlacedExternalFile[] {
   let placed: PlacedExternalFile[] = [];
-  if (options.externalDataThreshold === undefined && options.existingExternalData !== "inline") {
+  const keepsExisting = options.externalDataThreshold === undefined ? options.existingExternalData !== "inline" : options.existingExternalData === "keep";
+  if (keepsExisting) {
     placed = placeExternalFiles(externalDataRefs(model), path.dirname(path.resolve(filePath)));
   }
   writeModelFile(filePath, (sink) => modelToProto(model, sink), options);

@@ -173,6 +173,8 @@ function typedFieldLength(dtype: DataType, proto: TensorProto): number | undefin
 export interface ExternalDataSink {
   /** Appends a tensor's bytes and returns its external_data entries, or undefined to keep it inline. */
   append(tensor: Tensor): TensorProto["externalData"] | undefined;
+  /** Leaves tensors that already live in an external file there instead of offering them to `append`. */
+  keepsExisting?: boolean;
 }
 
 /**
@@ -184,14 +186,15 @@ export function tensorToProto(tensor: Tensor, sink?: ExternalDataSink): TensorPr
   const proto: TensorProto = { name: tensor.name, dataType: tensor.dtype, dims: [...tensor.dims] };
   if (tensor.extras.docString) proto.docString = tensor.extras.docString;
   if (tensor.extras.metadataProps) proto.metadataProps = tensor.extras.metadataProps;
-  const externalData = sink?.append(tensor);
+  const keep = tensor.source.kind === "external" && sink?.keepsExisting === true;
+  const externalData = keep ? undefined : sink?.append(tensor);
   if (externalData) {
     proto.externalData = externalData;
     proto.dataLocation = 1;
     return proto;
   }
   const source = tensor.source;
-  if (source.kind === "external" && !sink) {
+  if (source.kind === "external" && (!sink || keep)) {
     // Weights already in an external file stay there: the model keeps the
     // reference and saveModel places the file next to the new model.
     proto.externalData = [

@@ -25,9 +25,12 @@ export interface WriteOptions {
   /** Name of the external data file, relative to the model's folder; an existing file of that name is replaced. */
   externalDataLocation?: string;
   /**
-   * Without a threshold, what happens to weights that already live in
-   * external data: "keep" references their file (the caller places it next
-   * to the model), "inline" copies them into the model file. Default "keep".
+   * What happens to weights that already live in external data: "keep"
+   * references their file (the caller places it next to the model),
+   * "inline" copies them into the model file. Without a threshold the
+   * default is "keep". With a threshold they are rewritten into the new
+   * data file unless "keep" is given, which then writes only the other
+   * tensors there, such as merged weights.
    */
   existingExternalData?: "keep" | "inline";
 }
@@ -140,6 +143,7 @@ export function writeModelFile(filePath: string, build: (sink: ExternalDataSink 
     if (threshold !== undefined) {
       const file = (dataFile = new ExternalDataFile(dataTemp, location));
       sink = {
+        keepsExisting: options.existingExternalData === "keep",
         append: (tensor) => {
           if (goesExternal(tensor, threshold)) return file.append(tensor);
           const source = tensor.source;

@@ -14,7 +14,7 @@ export interface CompiledArtifacts {
   manifest: Manifest;
   /** Initial trainable tensors from params.safetensors, as feeds. */
   params: Record<string, ort.Tensor>;
-  session(kind: "eval" | "grad" | "train" | "apply"): Promise<ort.InferenceSession>;
+  session(kind: "eval" | "grad" | "train" | "apply" | "infer"): Promise<ort.InferenceSession>;
   /** Zero optimizer state for every state input, as train.onnx starts. */
   zeroState(): Record<string, ort.Tensor>;
 }

@@ -40,8 +40,8 @@ describe("compileArtifacts", () => {
   test("writes the artifact folder", () => {
     const out = path.join(makeTempDir(), "out");
     const result = compile({ outDir: out });
-    expect(fs.readdirSync(out).sort()).toEqual(["apply.onnx", "eval.onnx", "grad.onnx", "manifest.json", "model.d.ts", "params.safetensors", "train.onnx"]);
-    expect(result.files).toEqual(["eval.onnx", "grad.onnx", "train.onnx", "apply.onnx", "params.safetensors", "model.d.ts", "manifest.json"]);
+    expect(fs.readdirSync(out).sort()).toEqual(["apply.onnx", "eval.onnx", "grad.onnx", "infer.onnx", "manifest.json", "model.d.ts", "params.safetensors", "train.onnx"]);
+    expect(result.files).toEqual(["eval.onnx", "grad.onnx", "train.onnx", "apply.onnx", "infer.onnx", "params.safetensors", "model.d.ts", "manifest.json"]);
     const manifest = readManifest(out);
     expect(manifest.format).toBe("peftc.artifacts");
     expect(manifest.baseModel.file).toBe("llama-tiny.onnx");

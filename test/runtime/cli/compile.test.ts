@@ -46,7 +46,7 @@ describe("peftc compile", () => {
     expect(result.stderr).toBe("");
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(/^trainable params: 1,792 \|\| all params: [\d,]+ \|\| trainable%: \d+\.\d{4}\n/);
-    expect(result.stdout).toContain(`wrote ${out}: eval.onnx, grad.onnx, train.onnx, apply.onnx, params.safetensors, model.d.ts, manifest.json`);
+    expect(result.stdout).toContain(`wrote ${out}: eval.onnx, grad.onnx, train.onnx, apply.onnx, infer.onnx, params.safetensors, model.d.ts, manifest.json`);
     const manifest = JSON.parse(fs.readFileSync(path.join(out, "manifest.json"), "utf8")) as Manifest;
     expect(manifest.spec.file).toBe("spec.ts");
   });

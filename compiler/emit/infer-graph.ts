@@ -1,0 +1,54 @@
+import { isSpecError } from "../dsl/spec-error";
+import { loadModel } from "../ir/io";
+import { inferShapes } from "../ir/infer";
+import type { Model } from "../ir/model";
+import { validateModel } from "../ir/validate";
+import { addKvCache, hasKvCache } from "../kvcache/rewrite";
+import { mergeIntoWeights } from "../kvcache/merge";
+import { discoverModules } from "../match/discover";
+import { applySpec, type PeftGraph } from "../methods/apply";
+import { type AdapterPlans, adapterPlans } from "./adapter-import";
+import type { CompileOptions } from "./compile";
+import { logitsOutput } from "../train/training-graphs";
+
+/** The inference graph and what was folded into its weights. */
+export interface InferGraph {
+  model: Model;
+  /** LoRA target paths merged into base weights; empty when adapters stay graph inputs. */
+  merged: string[];
+}
+
+/** True for a decoder: logits of [batch, sequence, vocab], the shape generation reads. */
+export function isDecoder(model: Model): boolean {
+  inferShapes(model);
+  const logits = logitsOutput(model);
+  return logits.type?.kind === "tensor" && logits.type.shape?.length === 3;
+}
+
+/**
+ * Builds infer.onnx: the model with a KV cache (kept when the export has
+ * one, added otherwise) and the spec's methods in evaluation mode. With
+ * `mergeAdapters`, LoRA is folded into the base weights (from the values in
+ * `trained`, the initial ones or an adapter's) and the graph has no
+ * parameter inputs; otherwise the trainable tensors are graph inputs, as in
+ * eval.onnx, so a caller can switch adapters per run.
+ */
+export function buildInferGraph(options: CompileOptions, trained: PeftGraph): InferGraph {
+  const model = loadModel(options.modelFile);
+  const discovery = discoverModules(model);
+  let merged: string[] = [];
+  if (options.spec?.inference.mergeAdapters) {
+    merged = mergeIntoWeights(model, trained.lora, trained.parameters);
+  } else {
+    const adapter: AdapterPlans | null = options.adapterDir ? adapterPlans(options.adapterDir, discovery) : null;
+    try {
+      applySpec(model, discovery, options.spec, { mode: "eval", extraLora: options.spec ? [] : adapter!.plans, initialLora: adapter?.values });
+    } catch (error) {
+      if (isSpecError(error)) options.relocate?.(error);
+      throw error;
+    }
+  }
+  if (!hasKvCache(model)) addKvCache(model, discovery);
+  validateModel(model);
+  return { model, merged };
+}
