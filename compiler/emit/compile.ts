@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { PeftcError } from "../errors";
 import type { SpecWarning } from "../dsl/match";
 import { type Spec, type TrainSettings, defaultTrainSettings } from "../dsl/spec";
-import { SpecError, isSpecError } from "../dsl/spec-error";
+import { isSpecError, type SpecError } from "../dsl/spec-error";
 import { canonicalJson, specHash, specToJson, toPlain } from "../dsl/spec-json";
 import { externalDataRefs, loadModel, saveModel } from "../ir/io";
 import type { Model } from "../ir/model";
@@ -86,12 +86,6 @@ export function compileArtifacts(options: CompileOptions): CompileResult {
   const decays = decayRule(discovery, settings);
   const apply = buildApplyGraph(peft.parameters, settings, decays, model.opsetVersion("") ?? 17);
 
-  if (options.spec?.inference.fusedAttention) {
-    // NOTE: the option is part of the spec API, but no fused-attention rewrite exists yet, so it is rejected rather than ignored.
-    const error = new SpecError("E_SPEC_OPTION", "defineSpec: option \"inference.fusedAttention\" is not supported yet: infer.onnx uses the model's own decomposed attention. Remove the option.", options.spec.site, ["inference", "fusedAttention"]);
-    options.relocate?.(error);
-    throw error;
-  }
   // Generation needs [batch, sequence, vocab] logits; encoders and classifiers get no inference graph.
   const wantsInfer = (options.spec?.inference.kvCache ?? true) && isDecoder(model);
   let infer: InferGraph | null = null;

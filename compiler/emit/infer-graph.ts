@@ -1,3 +1,4 @@
+import { PeftcError } from "../errors";
 import { isSpecError } from "../dsl/spec-error";
 import { loadModel } from "../ir/io";
 import { inferShapes } from "../ir/infer";
@@ -48,7 +49,11 @@ export function buildInferGraph(options: CompileOptions, trained: PeftGraph): In
       throw error;
     }
   }
-  if (!hasKvCache(model)) addKvCache(model, discovery);
+  if (!hasKvCache(model)) {
+    addKvCache(model, discovery, { fusedAttention: options.spec?.inference.fusedAttention ?? false });
+  } else if (options.spec?.inference.fusedAttention) {
+    throw new PeftcError("E_SPEC_MODEL", `${options.modelFile}: fusedAttention applies to graphs peftc gives a cache; this export has its own cache and attention, which stay as they are. Remove the option.`, { file: options.modelFile });
+  }
   validateModel(model);
   return { model, merged };
 }

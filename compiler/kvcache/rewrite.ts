@@ -9,6 +9,7 @@ import type { Value } from "../ir/value";
 import type { Discovery } from "../match/discover";
 import type { AttentionBlock } from "../match/attention";
 import { DataType } from "../onnx/dtype";
+import type { Tensor } from "../onnx/tensor";
 import { buildCacheContext } from "./cache-inputs";
 import { replaceRotaryTables } from "./rotary-tables";
 
@@ -38,7 +39,16 @@ export function hasKvCache(model: Model): boolean {
  * tables and learned positions are recomputed for per-row positions. A past
  * of length 0 is the prefill step.
  */
-export function addKvCache(model: Model, discovery: Discovery): void {
+export interface KvCacheOptions {
+  /**
+   * Replaces each decomposed attention core (scores, softmax, context) with
+   * onnxruntime's com.microsoft::MultiHeadAttention kernel, fed the same
+   * cached keys and values and the same mask. Default false.
+   */
+  fusedAttention?: boolean;
+}
+
+export function addKvCache(model: Model, discovery: Discovery, options: KvCacheOptions = {}): void {
   const graph = model.graph;
   const inputIds = graph.inputs.find((input) => input.name === "input_ids");
   const attentionMask = graph.inputs.find((input) => input.name === "attention_mask");
@@ -60,7 +70,9 @@ export function addKvCache(model: Model, discovery: Discovery): void {
   blocks.forEach((block, index) => {
     const layer = block.layer ?? index;
     presents.push(...cacheLayer(b, block, layer, byName, context.mask, dtype));
+    if (options.fusedAttention) fuseCore(b, block, layer, byName, context.mask);
   });
+  if (options.fusedAttention && !model.opsetImports.has("com.microsoft")) model.opsetImports.set("com.microsoft", 1);
 
   const rotary = blocks.find((block) => block.rotary)?.rotary;
   if (rotary) replaceRotaryTables(b, graph, context.positions, rotary.form === "rotate_half" ? "rotate_half" : "interleaved");
@@ -148,6 +160,52 @@ function moveNodeBefore(b: GradBuilder, anchor: Node, values: Value[]): void {
     nodes.splice(nodes.indexOf(node), 1);
     nodes.splice(nodes.indexOf(anchor), 0, node);
   }
+}
+
+/**
+ * Replaces a decomposed core with MultiHeadAttention: the query goes in as
+ * [batch, sequence, heads · head_dim], the (cached, repeated) keys and
+ * values as [batch, heads, total, head_dim], the mask as attention_bias,
+ * and the scale is read from the Div or Mul that scaled the scores. The
+ * output is brought back to [batch, heads, sequence, head_dim] for the
+ * nodes that merged the heads.
+ */
+function fuseCore(b: GradBuilder, block: AttentionBlock, layer: number, byName: Map<string, Node>, mask: Value): void {
+  const scores = byName.get(block.core.scores!)!;
+  const softmax = byName.get(block.core.softmax!)!;
+  const context = byName.get(block.core.context!)!;
+  const heads = block.heads;
+  const headDim = block.headDim;
+  const keysTransposed = scores.inputs[1]!.producer;
+  if (heads === null || headDim === null || keysTransposed?.opType !== "Transpose") {
+    throw new PeftcError("E_UNKNOWN_DOMAIN", `fused attention: layer ${layer} lacks head counts or a key Transpose before its scores.`);
+  }
+  const add = softmax.inputs[0]!.producer!;
+  const scaled = add.inputs.find((input) => input !== mask)!;
+  let scale = 1;
+  const scaling = scaled.producer;
+  if (scaling && scaling !== scores) {
+    const constant = scaling.inputs[1] ? constantScalar(scaling.inputs[1]) : undefined;
+    if (constant === undefined || (scaling.opType !== "Div" && scaling.opType !== "Mul")) {
+      throw new PeftcError("E_UNKNOWN_DOMAIN", `fused attention: layer ${layer} scales its scores with ${scaling.opType} "${scaling.name}", not a Div or Mul by a constant.`);
+    }
+    scale = scaling.opType === "Div" ? 1 / constant : constant;
+  }
+  const query = b.op("Reshape", [b.op("Transpose", [scores.inputs[0]!], [attr.ints("perm", [0, 2, 1, 3])]), b.ints([0, 0, heads * headDim])]);
+  const fused = b.op("MultiHeadAttention", [query, keysTransposed.inputs[0]!, context.inputs[1]!, undefined, undefined, mask], [attr.int("num_heads", heads), attr.float("scale", scale)], "com.microsoft");
+  const perHead = b.op("Transpose", [b.op("Reshape", [fused, b.ints([0, 0, heads, headDim])])], [attr.ints("perm", [0, 2, 1, 3])]);
+  const nodes = b.graph.nodes;
+  // The new nodes read values made before the core and feed the nodes after it, so they take the core's place in the list.
+  const moved = [query.producer!.inputs[0]!, query, fused, perHead.producer!.inputs[0]!, perHead].map((value) => value.producer!);
+  for (const node of moved) nodes.splice(nodes.indexOf(node), 1);
+  nodes.splice(nodes.indexOf(context) + 1, 0, ...moved);
+  context.outputs[0].replaceAllUsesWith(perHead);
+}
+
+function constantScalar(value: Value): number | undefined {
+  const tensor = value.initializer ?? (value.producer?.opType === "Constant" ? (value.producer.attributes.get("value")?.value as Tensor | undefined) : undefined);
+  if (!tensor || tensor.size !== 1) return undefined;
+  return Number((tensor.data() as ArrayLike<number>)[0]);
 }
 
 /** Replaces the mask the scores get before the softmax with the cache-aware one. */

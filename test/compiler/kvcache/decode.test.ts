@@ -159,3 +159,34 @@ describe("KV-cached inference graph", () => {
     }
   });
 });
+
+describe("fused attention path", () => {
+  const fusedSpec = defineSpec({ methods: [lora({ targets: select.role("attn.q", "attn.v"), rank: 4, alpha: 8 })], inference: { fusedAttention: true } });
+
+  test.each(DECODERS.map((file) => [path.relative(path.resolve(__dirname, "../../.."), file), file]))("%s: MultiHeadAttention gives the same logits", async (_name, model) => {
+    const plain = await artifactsFor(model);
+    const artifacts = compileForTest(model, fusedSpec);
+    const fusedGraph = await artifacts.session("infer");
+    expect(artifacts.manifest.graphs.infer).toBeDefined();
+    const fused = await Decoder.open(fusedGraph, plain.decoder.params);
+    let plainCache = plain.decoder.emptyCache(2);
+    let fusedCache = fused.emptyCache(2);
+    const prompts = [IDS.slice(0, 6), [0, 0, ...IDS.slice(8, 12)]];
+    const mask = [Array(6).fill(1), [0, 0, 1, 1, 1, 1]];
+    let worst = 0;
+    let ids = prompts;
+    for (let step = 0; step < 10; step++) {
+      const a = await plain.decoder.step(ids, mask, plainCache);
+      const b = await fused.step(ids, mask, fusedCache);
+      worst = Math.max(worst, maxDifference(a.logits.data as Float32Array, b.logits.data as Float32Array));
+      plainCache = a.cache;
+      fusedCache = b.cache;
+      ids = [[IDS[(12 + step) % IDS.length]], [IDS[(3 + step) % IDS.length]]];
+      for (const maskRow of mask) maskRow.push(1);
+    }
+    expect(worst).toBeLessThan(TOLERANCE);
+    const ops = (await import("../../../compiler/ir/io")).loadModel(path.join(artifacts.dir, "infer.onnx")).graph.nodes.map((node) => node.opType);
+    expect(ops).toContain("MultiHeadAttention");
+    expect(ops).not.toContain("Softmax");
+  });
+});
