@@ -24,7 +24,8 @@ export type ErrorCode =
   | "E_SPEC_MODEL"
   | "E_SAFETENSORS"
   | "E_ADAPTER"
-  | "E_ARTIFACT";
+  | "E_ARTIFACT"
+  | "E_TRAINING_GRAPH";
 
 /** An error a user can act on: it names the file, node or value at fault and what to do. */
 export class PeftcError extends Error {

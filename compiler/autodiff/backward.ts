@@ -1,4 +1,6 @@
 import { PeftcError } from "../errors";
+import { inferShapes } from "../ir/infer";
+import { calledFunction, inlineFunctionCalls } from "../ir/inline-functions";
 import type { Model } from "../ir/model";
 import type { Node } from "../ir/node";
 import { topologicalOrder } from "../ir/topological-sort";
@@ -32,17 +34,32 @@ export interface BackwardOptions {
  * Integer and boolean values never carry gradients. Partial gradients of a
  * value read by several nodes are summed, so a tensor used twice (a tied
  * embedding and head) gets one gradient. A `wrt` tensor the seeds do not
- * depend on gets zeros.
+ * depend on gets zeros. Calls to model-local functions on that path are
+ * inlined first (and the model's shapes inferred again), so their bodies are
+ * differentiated node by node.
  */
 export function buildBackward(model: Model, seeds: ReadonlyMap<Value, Value>, wrt: readonly Value[], options: BackwardOptions = {}): Map<Value, Value> {
+  let checkpoints = options.checkpoints ?? [];
   const graph = model.graph;
   const b = new GradBuilder(graph, model.opsetVersion("") ?? 0, options.prefix ?? "/grad");
   if (b.opset < 13) {
-    throw new PeftcError("E_ONNX_INVALID", `model: training graphs need default-domain opset 13 or later (axes as inputs); this model imports opset ${b.opset}. Re-export it with opset_version=13 or later.`);
+    throw new PeftcError("E_TRAINING_GRAPH", `model: training graphs need default-domain opset 13 or later (axes as inputs); this model imports opset ${b.opset}. Re-export it with opset_version=13 or later.`);
   }
-  const order = topologicalOrder(graph);
-  const dependsOnWrt = forwardReach(order, wrt);
-  const active = activeNodes(order, seeds, dependsOnWrt);
+  let order = topologicalOrder(graph);
+  let dependsOnWrt = forwardReach(order, wrt);
+  let active = activeNodes(order, seeds, dependsOnWrt);
+  const calls = [...active].filter((node) => calledFunction(model, node) !== undefined);
+  if (calls.length > 0) {
+    // The inlined calls' outputs are new Value objects under the old names, so seeds and checkpoints move to them.
+    const replaced = inlineFunctionCalls(model, calls);
+    const current = (value: Value): Value => replaced.get(value) ?? value;
+    seeds = new Map([...seeds].map(([value, grad]) => [current(value), current(grad)]));
+    checkpoints = checkpoints.map(current);
+    inferShapes(model);
+    order = topologicalOrder(graph);
+    dependsOnWrt = forwardReach(order, wrt);
+    active = activeNodes(order, seeds, dependsOnWrt);
+  }
 
   const partials = new Map<Value, Value[]>();
   const addPartial = (value: Value, grad: Value): void => {
@@ -61,7 +78,7 @@ export function buildBackward(model: Model, seeds: ReadonlyMap<Value, Value>, wr
     return partials.get(value)![0];
   };
 
-  const segments = planSegments(order, options.checkpoints ?? []);
+  const segments = planSegments(order, checkpoints);
   const copies = new Map<Node, Node>();
   const recomputed = new Set<number>();
 
@@ -148,7 +165,7 @@ function missingRule(node: Node, dependsOnWrt: ReadonlySet<Value>, wrt: readonly
   const start = value && trainable.has(value) ? `trainable tensor "${value.name}"` : "a trainable tensor";
   const route = [start, ...path, `${node.qualifiedOpType} "${node.name}"`].join(" → ");
   return new PeftcError(
-    "E_UNKNOWN_DOMAIN",
+    "E_TRAINING_GRAPH",
     `no gradient rule for ${node.qualifiedOpType} (node "${node.name}"), which lies between a trainable tensor and the loss: ${route}. Freeze the layers before it, or report the op so a rule can be added.`,
     { node: node.name, op: node.qualifiedOpType },
   );

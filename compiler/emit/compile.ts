@@ -72,19 +72,28 @@ export const ARTIFACT_FILES = {
  * existing tensors that become trainable.
  */
 export function compileArtifacts(options: CompileOptions): CompileResult {
-  const eval_ = compileGraph(options, "eval");
-  const { model, discovery, peft, baseCount } = eval_;
-  const graphs = new Map<TrainingGraphKind, Model>([["eval", model]]);
+  const { model, discovery, peft, baseCount } = compileGraph(options, null);
   const warnings = new Map(peft.warnings.map((warning) => [warning.message, warning]));
-  for (const kind of ["grad", "train"] as const) {
-    const built = compileGraph(options, kind);
-    checkSameParameters(peft, built.peft, kind);
-    graphs.set(kind, built.model);
-    for (const warning of built.peft.warnings) if (!warnings.has(warning.message)) warnings.set(warning.message, warning);
-  }
   const settings = options.spec?.train ?? defaultTrainSettings();
   const decays = decayRule(discovery, settings);
-  const apply = buildApplyGraph(peft.parameters, settings, decays, model.opsetVersion("") ?? 17);
+
+  const graphs = new Map<TrainingGraphKind, Model>();
+  let apply: Model | null = null;
+  let trainingError: PeftcError | undefined;
+  try {
+    for (const kind of ["eval", "grad", "train"] as const) {
+      const built = compileGraph(options, kind);
+      checkSameParameters(peft, built.peft, kind);
+      graphs.set(kind, built.model);
+      for (const warning of built.peft.warnings) if (!warnings.has(warning.message)) warnings.set(warning.message, warning);
+    }
+    apply = buildApplyGraph(peft.parameters, settings, decays, model.opsetVersion("") ?? 17);
+  } catch (error) {
+    // A model the loss or backward pass cannot handle (an old opset, an op without a gradient rule) can still be served.
+    if (!(error instanceof PeftcError) || error.code !== "E_TRAINING_GRAPH") throw error;
+    trainingError = error;
+    graphs.clear();
+  }
 
   // Generation needs [batch, sequence, vocab] logits; encoders and classifiers get no inference graph.
   const wantsInfer = (options.spec?.inference.kvCache ?? true) && isDecoder(model);
@@ -94,10 +103,15 @@ export function compileArtifacts(options: CompileOptions): CompileResult {
       infer = buildInferGraph(options, peft);
     } catch (error) {
       // A decoder whose attention layout the cache rewrite does not know still trains; it only gets no infer.onnx.
-      if (!(error instanceof PeftcError) || error.code !== "E_UNKNOWN_DOMAIN") throw error;
+      if (!(error instanceof PeftcError) || error.code !== "E_UNKNOWN_DOMAIN" || trainingError) throw error;
       const message = `no infer.onnx: ${error.message}`;
       warnings.set(message, { message, site: undefined });
     }
+  }
+  if (trainingError) {
+    if (!infer) throw trainingError;
+    const message = `no training graphs (eval, grad, train, apply), only infer.onnx: ${trainingError.message}`;
+    warnings.set(message, { message, site: undefined });
   }
 
   const summary = trainableSummary(baseCount, peft.parameters);
@@ -106,14 +120,16 @@ export function compileArtifacts(options: CompileOptions): CompileResult {
   withStagingFolder(options.outDir, (staging) => {
     // The mark lets a later compile reject these graphs as base models.
     for (const [kind, graph] of graphs) markArtifactGraph(graph, kind);
-    markArtifactGraph(apply, "apply");
+    if (apply) markArtifactGraph(apply, "apply");
     const placed: PlacedExternalFile[] = [];
     for (const [kind, graph] of graphs) {
       placed.push(...saveModel(graph, path.join(staging, ARTIFACT_FILES[kind])));
       files.push(ARTIFACT_FILES[kind]);
     }
-    saveModel(apply, path.join(staging, ARTIFACT_FILES.apply));
-    files.push(ARTIFACT_FILES.apply);
+    if (apply) {
+      saveModel(apply, path.join(staging, ARTIFACT_FILES.apply));
+      files.push(ARTIFACT_FILES.apply);
+    }
     if (infer) {
       markArtifactGraph(infer.model, "infer");
       // Merged weights are new tensors: with a base in external data they go to their own file, and the untouched weights stay hard-linked.
@@ -149,13 +165,13 @@ interface CompiledGraph {
  * graph starts from its own load, because the rewrite changes the model in
  * place; loading reads no weight data.
  */
-function compileGraph(options: CompileOptions, kind: TrainingGraphKind): CompiledGraph {
+function compileGraph(options: CompileOptions, kind: TrainingGraphKind | null): CompiledGraph {
   const model = loadModel(options.modelFile);
   rejectArtifactGraph(model, options.modelFile);
   const opset = model.opsetVersion("") ?? 0;
-  if (opset < 13) {
+  if (kind !== null && opset < 13) {
     throw new PeftcError(
-      "E_ONNX_INVALID",
+      "E_TRAINING_GRAPH",
       `${options.modelFile}: the model imports default-domain opset ${opset}, but the loss and the backward pass need opset 13 or later (axes as inputs). Re-export the model with opset_version=13 or later.`,
       { file: options.modelFile },
     );
@@ -169,7 +185,7 @@ function compileGraph(options: CompileOptions, kind: TrainingGraphKind): Compile
   let peft: PeftGraph;
   try {
     peft = applySpec(model, discovery, options.spec, {
-      mode: kind === "eval" ? "eval" : "train",
+      mode: kind === "eval" || kind === null ? "eval" : "train",
       extraLora: options.spec ? [] : adapter!.plans,
       initialLora: adapter?.values,
     });
@@ -179,11 +195,13 @@ function compileGraph(options: CompileOptions, kind: TrainingGraphKind): Compile
   }
   if (adapter && options.spec) adapter.checkCovered(peft.lora);
   const settings = options.spec?.train ?? defaultTrainSettings();
-  try {
-    addTrainingHead(model, kind, peft.parameters, settings, decayRule(discovery, settings), layerBoundaries(model, discovery));
-  } catch (error) {
-    if (isSpecError(error)) options.relocate?.(error);
-    throw error;
+  if (kind !== null) {
+    try {
+      addTrainingHead(model, kind, peft.parameters, settings, decayRule(discovery, settings), layerBoundaries(model, discovery));
+    } catch (error) {
+      if (isSpecError(error)) options.relocate?.(error);
+      throw error;
+    }
   }
   validateModel(model);
   return { model, discovery, peft, baseCount };
@@ -228,7 +246,7 @@ function decayRule(discovery: Discovery, settings: TrainSettings): (parameter: T
 function buildManifest(
   options: CompileOptions,
   graphs: ReadonlyMap<TrainingGraphKind, Model>,
-  apply: Model,
+  apply: Model | null,
   infer: InferGraph | null,
   peft: PeftGraph,
   summary: Manifest["summary"],
@@ -240,7 +258,7 @@ function buildManifest(
   const trainable = new Set(peft.parameters.map((parameter) => parameter.name));
   const state = new Set(optimizerStateNames(settings, peft.parameters));
   const externalData = new Map<string, number>();
-  for (const { ref } of externalDataRefs(graphs.get("eval")!)) externalData.set(ref.location, fileSize(ref.path));
+  for (const graph of [...graphs.values(), ...(infer ? [infer.model] : [])]) for (const { ref } of externalDataRefs(graph)) externalData.set(ref.location, fileSize(ref.path));
   const describe = (file: string, model: Model): ManifestGraph => ({
     file,
     // The parameter table and optimizerState list the other inputs.
@@ -266,10 +284,8 @@ function buildManifest(
     lora: peft.lora,
     summary,
     graphs: {
-      eval: describe(ARTIFACT_FILES.eval, graphs.get("eval")!),
-      grad: describe(ARTIFACT_FILES.grad, graphs.get("grad")!),
-      train: describe(ARTIFACT_FILES.train, graphs.get("train")!),
-      apply: describe(ARTIFACT_FILES.apply, apply),
+      ...Object.fromEntries([...graphs].map(([kind, graph]) => [kind, describe(ARTIFACT_FILES[kind], graph)])),
+      ...(apply ? { apply: describe(ARTIFACT_FILES.apply, apply) } : {}),
       ...(infer ? { infer: describe(ARTIFACT_FILES.infer, infer.model) } : {}),
     },
     optimizer: { state: [...state], settings: toPlain(settings) },

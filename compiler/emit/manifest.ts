@@ -58,8 +58,13 @@ export interface Manifest {
   parameters: ManifestParameter[];
   lora: LoraRecord[];
   summary: TrainableSummary;
-  /** eval.onnx, grad.onnx, train.onnx and apply.onnx, with their data inputs (parameters and optimizer state are listed apart). */
-  graphs: Record<"eval" | "grad" | "train" | "apply", ManifestGraph> & { infer?: ManifestGraph };
+  /**
+   * eval.onnx, grad.onnx, train.onnx, apply.onnx and infer.onnx, with their
+   * data inputs (parameters and optimizer state are listed apart). A model
+   * that cannot train (an opset before 13, an op without a gradient rule)
+   * has only infer; an encoder has no infer.
+   */
+  graphs: Partial<Record<"eval" | "grad" | "train" | "apply" | "infer", ManifestGraph>>;
   /** Optimizer state tensor names (train.onnx and apply.onnx inputs, zeros at the start) and the training settings. */
   optimizer: { state: string[]; settings: unknown };
   /** Base model data files in the artifact folder and how they got there. */

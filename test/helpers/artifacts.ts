@@ -5,6 +5,8 @@ import type { Spec } from "../../compiler/dsl/spec";
 import { compileArtifacts } from "../../compiler/emit/compile";
 import type { Manifest } from "../../compiler/emit/manifest";
 import { readSafetensors } from "../../compiler/emit/safetensors";
+import { DataType } from "../../compiler/onnx/dtype";
+import { float32ToFloat16 } from "../../compiler/onnx/half";
 import { openSession } from "./ort";
 import { makeTempDir } from "./temp";
 
@@ -23,7 +25,11 @@ export function compileForTest(modelFile: string, spec: Spec): CompiledArtifacts
   const dir = path.join(makeTempDir("peftc-artifacts-"), "out");
   const { manifest } = compileArtifacts({ modelFile, outDir: dir, spec });
   const params: Record<string, ort.Tensor> = {};
-  for (const [name, tensor] of readSafetensors(path.join(dir, "params.safetensors")).tensors) params[name] = new ort.Tensor("float32", Float32Array.from(tensor.data() as Float32Array), [...tensor.dims]);
+  for (const [name, tensor] of readSafetensors(path.join(dir, "params.safetensors")).tensors) {
+    const values = Float32Array.from(tensor.data() as ArrayLike<number>);
+    // onnxruntime-node takes float16 tensors as their bit patterns.
+    params[name] = tensor.dtype === DataType.FLOAT16 ? new ort.Tensor("float16", Uint16Array.from(values, float32ToFloat16), [...tensor.dims]) : new ort.Tensor("float32", values, [...tensor.dims]);
+  }
   const sessions = new Map<string, Promise<ort.InferenceSession>>();
   return {
     dir,

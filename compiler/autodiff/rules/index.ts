@@ -12,6 +12,7 @@ import { expand, reshapeBack, tile, transpose } from "./shape";
 import { reduceMean, reduceSum } from "./reduce";
 import { biasGelu, fastGelu, gelu, leakyRelu, microsoftGelu, relu, sigmoid, softplus, tanh } from "./activation";
 import { dropout } from "./dropout";
+import { attention, groupQueryAttention, multiHeadAttention } from "./attention";
 import { layerNormalization, simplifiedLayerNormalization, skipLayerNormalization, skipSimplifiedLayerNormalization } from "./normalization";
 import { logSoftmax, softmax } from "./softmax";
 import { abs, cast, erf, exp, identity, log, reciprocal, sqrt } from "./unary";
@@ -80,6 +81,9 @@ const RULE_ENTRIES: [string, GradientRule][] = [
   ["SimplifiedLayerNormalization", simplifiedLayerNormalization],
   ["com.microsoft::SkipLayerNormalization", skipLayerNormalization],
   ["com.microsoft::SkipSimplifiedLayerNormalization", skipSimplifiedLayerNormalization],
+  ["com.microsoft::Attention", attention],
+  ["com.microsoft::MultiHeadAttention", multiHeadAttention],
+  ["com.microsoft::GroupQueryAttention", groupQueryAttention],
 ];
 
 const RULES: ReadonlyMap<string, GradientRule> = new Map(RULE_ENTRIES);

@@ -20,8 +20,8 @@ export interface CheckInput {
   values?: number[];
   /** Checks this input's gradient. Default true for float inputs. */
   check?: boolean;
-  /** int64 inputs (indices, shapes) are fed as given and never checked. */
-  dtype?: "float" | "int64" | "bool";
+  /** Integer and boolean inputs (indices, shapes, masks) are fed as given and never checked. */
+  dtype?: "float" | "int64" | "int32" | "bool";
 }
 
 /** Builds the op under test from the graph inputs and returns the output the loss reads. */
@@ -74,6 +74,9 @@ export interface GradCheckResult {
   numeric: Record<string, number[]>;
 }
 
+/** Element types of the inputs that are fed as given. */
+const FIXED_TYPES = { int64: DataType.INT64, int32: DataType.INT32, bool: DataType.BOOL } as const;
+
 function random(seed: number): () => number {
   let state = seed >>> 0 || 1;
   return () => {
@@ -101,7 +104,7 @@ export async function gradCheck(inputs: CheckInput[], build: BuildOp, options: G
     const ops = new OpBuilder(graph, dtype);
     const graphInputs: Record<string, Value> = {};
     for (const input of inputs) {
-      const elemType = input.dtype === "int64" ? DataType.INT64 : input.dtype === "bool" ? DataType.BOOL : dtype;
+      const elemType = input.dtype && input.dtype !== "float" ? FIXED_TYPES[input.dtype] : dtype;
       graphInputs[input.name] = graph.addInput(input.name, tensorType(elemType, input.dims));
     }
     const output = build(ops, graphInputs);
@@ -126,6 +129,7 @@ export async function gradCheck(inputs: CheckInput[], build: BuildOp, options: G
 
   const feed = (name: string, data: number[], dims: number[], kind: CheckInput["dtype"]): ort.Tensor => {
     if (kind === "int64") return new ort.Tensor("int64", BigInt64Array.from(data.map(BigInt)), dims);
+    if (kind === "int32") return new ort.Tensor("int32", Int32Array.from(data), dims);
     if (kind === "bool") return new ort.Tensor("bool", Uint8Array.from(data), dims);
     return dtype === DataType.DOUBLE ? new ort.Tensor("float64", Float64Array.from(data), dims) : new ort.Tensor("float32", Float32Array.from(data), dims);
   };

@@ -62,8 +62,8 @@ describe("compileArtifacts", () => {
     // GQA: the value projection is 64 → 32 (2 key/value heads of 16).
     expect(manifest.parameters[3]).toMatchObject({ name: "layers.0.attn.v.lora_B", shape: [32, 4], init: "zeros" });
     expect(manifest.graphs.eval).toEqual({ file: "eval.onnx", inputs: ["input_ids", "attention_mask", "labels"], outputs: ["loss", "logits"] });
-    expect(manifest.graphs.grad.outputs).toEqual(["loss", ...manifest.parameters.map((parameter) => `${parameter.name}.grad`)]);
-    expect(manifest.graphs.train.inputs).toEqual(["input_ids", "attention_mask", "labels", "lr", "step"]);
+    expect(manifest.graphs.grad!.outputs).toEqual(["loss", ...manifest.parameters.map((parameter) => `${parameter.name}.grad`)]);
+    expect(manifest.graphs.train!.inputs).toEqual(["input_ids", "attention_mask", "labels", "lr", "step"]);
     expect(manifest.optimizer.state).toEqual(manifest.parameters.flatMap((parameter) => [`${parameter.name}.m`, `${parameter.name}.v`]));
     expect(manifest.summary.line).toMatch(/^trainable params: 1,792 \|\| all params: [\d,]+ \|\| trainable%: \d+\.\d{4}$/);
     expect(manifest.lora[0]).toMatchObject({ path: "layers.0.attn.q", torchName: "model.layers.0.self_attn.q_proj", layout: "out_in", rank: 4, alpha: 8, scale: 2 });
