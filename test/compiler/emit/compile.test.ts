@@ -69,6 +69,16 @@ describe("compileArtifacts", () => {
     expect(manifest.lora[0]).toMatchObject({ path: "layers.0.attn.q", torchName: "model.layers.0.self_attn.q_proj", layout: "out_in", rank: 4, alpha: 8, scale: 2 });
   });
 
+  test("training graphs use only default-domain ops", () => {
+    const out = path.join(makeTempDir(), "out");
+    compile({ outDir: out });
+    for (const file of ["eval.onnx", "grad.onnx", "train.onnx", "apply.onnx", "infer.onnx"]) {
+      const model = loadModel(path.join(out, file));
+      const domains = new Set(model.graph.nodes.map((node) => node.domain || "ai.onnx"));
+      expect([file, [...domains]]).toEqual([file, ["ai.onnx"]]);
+    }
+  });
+
   test("params.safetensors holds the graph's initial tensors", () => {
     const out = path.join(makeTempDir(), "out");
     compile({ outDir: out });
