@@ -25,7 +25,10 @@ export type ErrorCode =
   | "E_SAFETENSORS"
   | "E_ADAPTER"
   | "E_ARTIFACT"
-  | "E_TRAINING_GRAPH";
+  | "E_TRAINING_GRAPH"
+  | "E_DEVICE"
+  | "E_TOKENIZER"
+  | "E_GENERATE";
 
 /** An error a user can act on: it names the file, node or value at fault and what to do. */
 export class PeftcError extends Error {

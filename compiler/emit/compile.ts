@@ -25,6 +25,8 @@ import type { PlacedExternalFile } from "../onnx/external-files";
 import type { Discovery } from "../match/discover";
 import type { TrainableParameter } from "../methods/parameters";
 import { type TrainingGraphKind, addTrainingHead, buildApplyGraph, optimizerStateNames } from "../train/training-graphs";
+import type { Loss } from "../dsl/training";
+import { elementTypeName } from "../onnx/dtype";
 import { peftcVersion } from "../version";
 import { writeSafetensors } from "./safetensors";
 import { countBaseParameters, trainableSummary } from "./trainable-summary";
@@ -80,9 +82,11 @@ export function compileArtifacts(options: CompileOptions): CompileResult {
   const graphs = new Map<TrainingGraphKind, Model>();
   let apply: Model | null = null;
   let trainingError: PeftcError | undefined;
+  let loss: Loss | undefined;
   try {
     for (const kind of ["eval", "grad", "train"] as const) {
       const built = compileGraph(options, kind);
+      loss ??= built.loss;
       checkSameParameters(peft, built.peft, kind);
       graphs.set(kind, built.model);
       for (const warning of built.peft.warnings) if (!warnings.has(warning.message)) warnings.set(warning.message, warning);
@@ -96,7 +100,7 @@ export function compileArtifacts(options: CompileOptions): CompileResult {
   }
 
   // Generation needs [batch, sequence, vocab] logits; encoders and classifiers get no inference graph.
-  const wantsInfer = (options.spec?.inference.kvCache ?? true) && isDecoder(model);
+  const wantsInfer = (options.spec?.inference.kvCache ?? true) && isDecoder(model, discovery);
   let infer: InferGraph | null = null;
   if (wantsInfer) {
     try {
@@ -144,7 +148,7 @@ export function compileArtifacts(options: CompileOptions): CompileResult {
     fs.writeFileSync(path.join(staging, ARTIFACT_FILES.types), moduleTypeDeclarations(discoveryToJson(discovery), path.basename(options.modelFile)));
     files.push(ARTIFACT_FILES.types);
     const copied = new Map(placed.filter((file) => file.placement === "hardlink" || file.placement === "copy").map((file) => [file.location, file]));
-    manifest = buildManifest(options, graphs, apply, infer, peft, summary, settings, decays, [...copied.values()], [...warnings.values()]);
+    manifest = buildManifest(options, graphs, apply, infer, peft, summary, settings, loss, decays, [...copied.values()], [...warnings.values()]);
     fs.writeFileSync(path.join(staging, ARTIFACT_FILES.manifest), JSON.stringify(manifest, null, 2) + "\n");
     files.push(ARTIFACT_FILES.manifest);
     files.push(...copied.keys());
@@ -154,6 +158,8 @@ export function compileArtifacts(options: CompileOptions): CompileResult {
 
 interface CompiledGraph {
   model: Model;
+  /** The loss the training graphs use; undefined for the plain PEFT graph. */
+  loss?: Loss;
   discovery: Discovery;
   peft: PeftGraph;
   baseCount: number;
@@ -195,16 +201,17 @@ function compileGraph(options: CompileOptions, kind: TrainingGraphKind | null): 
   }
   if (adapter && options.spec) adapter.checkCovered(peft.lora);
   const settings = options.spec?.train ?? defaultTrainSettings();
+  let loss: Loss | undefined;
   if (kind !== null) {
     try {
-      addTrainingHead(model, kind, peft.parameters, settings, decayRule(discovery, settings), layerBoundaries(model, discovery));
+      loss = addTrainingHead(model, kind, peft.parameters, settings, decayRule(discovery, settings), layerBoundaries(model, discovery));
     } catch (error) {
       if (isSpecError(error)) options.relocate?.(error);
       throw error;
     }
   }
   validateModel(model);
-  return { model, discovery, peft, baseCount };
+  return { model, discovery, peft, baseCount, loss };
 }
 
 /**
@@ -251,6 +258,7 @@ function buildManifest(
   peft: PeftGraph,
   summary: Manifest["summary"],
   settings: TrainSettings,
+  loss: Loss | undefined,
   decays: (parameter: TrainableParameter) => boolean,
   placed: { location: string; placement: string }[],
   warnings: readonly SpecWarning[],
@@ -259,8 +267,11 @@ function buildManifest(
   const state = new Set(optimizerStateNames(settings, peft.parameters));
   const externalData = new Map<string, number>();
   for (const graph of [...graphs.values(), ...(infer ? [infer.model] : [])]) for (const { ref } of externalDataRefs(graph)) externalData.set(ref.location, fileSize(ref.path));
+  const typeOf = (value: Value): { dtype: string; shape: (number | string | null)[] } | null =>
+    value.type?.kind === "tensor" ? { dtype: elementTypeName(value.type.elemType), shape: [...(value.type.shape ?? [])] } : null;
   const describe = (file: string, model: Model): ManifestGraph => ({
     file,
+    types: Object.fromEntries([...model.graph.inputs, ...model.graph.outputs].flatMap((value) => (typeOf(value) ? [[value.name, typeOf(value)!]] : []))),
     // The parameter table and optimizerState list the other inputs.
     inputs: model.graph.inputs.filter((value) => !trainable.has(value.name) && !state.has(value.name) && !value.name.endsWith(".grad")).map((value) => value.name),
     outputs: model.graph.outputs.map((value) => value.name),
@@ -288,7 +299,8 @@ function buildManifest(
       ...(apply ? { apply: describe(ARTIFACT_FILES.apply, apply) } : {}),
       ...(infer ? { infer: describe(ARTIFACT_FILES.infer, infer.model) } : {}),
     },
-    optimizer: { state: [...state], settings: toPlain(settings) },
+    optimizer: { state: graphs.size > 0 ? [...state] : [], settings: toPlain(settings) },
+    loss: loss ? toPlain(loss) : null,
     externalData: placed.map(({ location, placement }) => ({ location, placement: placement as "hardlink" | "copy" })),
     merged: infer?.merged ?? [],
     warnings: warnings.map((warning) => warning.message),

@@ -6,7 +6,8 @@ import type { Model } from "../ir/model";
 import { validateModel } from "../ir/validate";
 import { addKvCache, hasKvCache } from "../kvcache/rewrite";
 import { mergeIntoWeights } from "../kvcache/merge";
-import { discoverModules } from "../match/discover";
+import { type Discovery, discoverModules } from "../match/discover";
+import { hasCausalAttention } from "../kvcache/causal";
 import { applySpec, type PeftGraph } from "../methods/apply";
 import { type AdapterPlans, adapterPlans } from "./adapter-import";
 import type { CompileOptions } from "./compile";
@@ -19,11 +20,16 @@ export interface InferGraph {
   merged: string[];
 }
 
-/** True for a decoder: logits of [batch, sequence, vocab], the shape generation reads. */
-export function isDecoder(model: Model): boolean {
+/**
+ * True for a decoder that generation can use: an output named `logits` of
+ * [batch, sequence, vocab], and causal attention (or a cache of its own).
+ * An encoder's hidden states or masked-LM logits do not qualify.
+ */
+export function isDecoder(model: Model, discovery: Pick<Discovery, "attention">): boolean {
   inferShapes(model);
   const logits = logitsOutput(model);
-  return logits.type?.kind === "tensor" && logits.type.shape?.length === 3;
+  if (logits.name !== "logits" || logits.type?.kind !== "tensor" || logits.type.shape?.length !== 3) return false;
+  return hasKvCache(model) || hasCausalAttention(model, discovery);
 }
 
 /**

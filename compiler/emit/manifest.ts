@@ -15,8 +15,11 @@ export interface ManifestParameter {
 /** One emitted graph and its I/O names. */
 export interface ManifestGraph {
   file: string;
+  /** Data inputs; parameters, optimizer state and gradients are listed in `parameters` and `optimizer` instead. */
   inputs: string[];
   outputs: string[];
+  /** Element type and shape (symbolic dims as names) of every graph input and output, parameters and state included. */
+  types?: Record<string, { dtype: string; shape: (number | string | null)[] }>;
 }
 
 /** Trainable and total parameter counts, and PEFT's one-line summary of them. */
@@ -67,6 +70,8 @@ export interface Manifest {
   graphs: Partial<Record<"eval" | "grad" | "train" | "apply" | "infer", ManifestGraph>>;
   /** Optimizer state tensor names (train.onnx and apply.onnx inputs, zeros at the start) and the training settings. */
   optimizer: { state: string[]; settings: unknown };
+  /** The loss of the training graphs, the spec's or the one chosen from the logits' shape; null without training graphs. */
+  loss: unknown;
   /** Base model data files in the artifact folder and how they got there. */
   externalData: { location: string; placement: "hardlink" | "copy" }[];
   /** LoRA paths folded into the base weights of infer.onnx; empty when adapters stay graph inputs there. */

@@ -53,7 +53,7 @@ export function addKvCache(model: Model, discovery: Discovery, options: KvCacheO
   const inputIds = graph.inputs.find((input) => input.name === "input_ids");
   const attentionMask = graph.inputs.find((input) => input.name === "attention_mask");
   if (!inputIds || !attentionMask) {
-    throw new PeftcError("E_ONNX_INVALID", "KV cache: the model needs inputs named input_ids and attention_mask, as Hugging Face exports have.");
+    throw new PeftcError("E_UNKNOWN_DOMAIN", "KV cache: the model needs inputs named input_ids and attention_mask, as Hugging Face exports have.");
   }
   const blocks = discovery.attention.filter((block) => block.core.form === "decomposed");
   if (blocks.length === 0 || blocks.length !== discovery.attention.length) {

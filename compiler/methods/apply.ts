@@ -5,6 +5,7 @@ import { type Target, selectionTargets } from "../dsl/targets";
 import type { Model } from "../ir/model";
 import type { Discovery } from "../match/discover";
 import { chooseExisting, unfreezeExisting } from "./freeze";
+import { retieHead } from "./retie";
 import { type GraphMode, type LoraValues, insertLora } from "./lora";
 import { type LoraPlan, checkLoraConflicts, planLora } from "./lora-plan";
 import type { LoraRecord, TrainableParameter } from "./parameters";
@@ -48,6 +49,8 @@ export function applySpec(model: Model, discovery: Discovery, spec: Spec | null,
 
   const inserted = insertLora(model, plans, { mode: options.mode, seed: spec?.seed ?? 0, initial: options.initialLora });
   warnings.push(...inserted.warnings);
+  // Before unfreezing, while the embedding still has its data as an initializer.
+  warnings.push(...retieHead(model, discovery.modules, new Set(existing.chosen.keys())));
   const unfrozen = unfreezeExisting(model, existing.chosen);
   warnings.push(...unfrozen.warnings);
   return { model, parameters: [...inserted.parameters, ...unfrozen.parameters], lora: inserted.records, warnings };

@@ -13,10 +13,14 @@ export const IGNORE_INDEX = -100;
 /** A loss added to a graph: its value and, for training, the gradient of the loss with respect to the logits. */
 export interface LossNodes {
   loss: Value;
+  /** float scalar: the labels the loss averages over (cross-entropy: labels not -100; regression: every element), for weighting micro-batches. */
+  count: Value;
   /** The `labels` graph input. */
   labels: Value;
   /** d loss / d logits, present when built with `withGradient`. */
   logitsGrad?: Value;
+  /** The loss used: the spec's, or the default the logits' shape chose. */
+  resolved?: Loss;
 }
 
 /** A Slice end past any real length: Slice clamps it to the dim. */
@@ -44,6 +48,10 @@ export function addLoss(graph: Graph, opset: number, logits: Value, chosen: Loss
   const dtype = b.dtype(logits);
   if (!logitDims) throw new PeftcError("E_SHAPE_INFERENCE", `the loss needs the rank of "${logits.name}", which shape inference could not find.`, { value: logits.name });
   const loss = chosen ?? defaultLoss(logits, logitDims);
+  return { ...lossFor(graph, b, logits, logitDims, dtype, loss, withGradient), resolved: loss };
+}
+
+function lossFor(graph: Graph, b: GradBuilder, logits: Value, logitDims: Dim[], dtype: DataType, loss: Loss, withGradient: boolean): LossNodes {
   switch (loss.loss) {
     case "causal_lm":
     case "masked_lm": {
@@ -61,6 +69,9 @@ export function addLoss(graph: Graph, opset: number, logits: Value, chosen: Loss
     }
     case "regression": {
       if (logitDims.length !== 2) throw rankError(logits, logitDims, loss.loss, "[batch, targets]", "causalLM()");
+      if (typeof logitDims[1] === "number" && logitDims[1] !== loss.targets) {
+        throw new PeftcError("E_SPEC_MODEL", `regression({ targets: ${loss.targets} }): the model's "${logits.name}" has ${logitDims[1]} outputs per sequence. Set targets to ${logitDims[1]}.`, { value: logits.name });
+      }
       const labels = graph.addInput("labels", tensorType(dtype, [...logitDims]));
       return meanSquaredError(b, logits, labels, withGradient);
     }
@@ -93,8 +104,9 @@ function crossEntropy(b: GradBuilder, logits: Value, labels: Value, dtype: DataT
   const picked = b.squeeze(b.op("GatherElements", [logProbs, b.unsqueeze(safeTargets, [-1])], [attr.int("axis", -1)]), [-1]);
   const total = b.op("ReduceSum", [b.op("Mul", [picked, weight])], [attr.int("keepdims", 0)]);
   const count = b.op("Max", [b.op("ReduceSum", [weight], [attr.int("keepdims", 0)]), b.scalar(1, dtype)]);
+  const labelCount = b.op("ReduceSum", [weight], [attr.int("keepdims", 0)]);
   const loss = b.op("Neg", [b.op("Div", [total, count])]);
-  if (!withGradient) return { loss, labels };
+  if (!withGradient) return { loss, labels, count: labelCount };
 
   const classes = b.op("Gather", [b.shape(logits), b.intScalar(-1)]);
   const oneHot = b.op("OneHot", [safeTargets, classes, b.op("Cast", [b.ints([0, 1])], [attr.int("to", dtype)])], [attr.int("axis", -1)]);
@@ -103,15 +115,15 @@ function crossEntropy(b: GradBuilder, logits: Value, labels: Value, dtype: DataT
   const scoresGrad = b.op("Mul", [b.op("Sub", [probs, oneHot]), perToken]);
   // The dropped last position gets a zero gradient.
   const logitsGrad = shift ? b.op("Pad", [scoresGrad, b.ints([0, 0, 0, 0, 1, 0])]) : scoresGrad;
-  return { loss, labels, logitsGrad: b.typed(logitsGrad, logits) };
+  return { loss, labels, count: labelCount, logitsGrad: b.typed(logitsGrad, logits) };
 }
 
 function meanSquaredError(b: GradBuilder, predictions: Value, targets: Value, withGradient: boolean): LossNodes {
   const dtype = b.dtype(predictions);
   const error = b.op("Sub", [predictions, targets]);
   const loss = b.op("ReduceMean", [b.op("Mul", [error, error])], [attr.int("keepdims", 0)]);
-  if (!withGradient) return { loss, labels: targets };
   const count = b.op("Cast", [b.op("Size", [error])], [attr.int("to", dtype)]);
+  if (!withGradient) return { loss, labels: targets, count };
   const logitsGrad = b.op("Div", [b.op("Mul", [error, b.scalar(2, dtype)]), count]);
-  return { loss, labels: targets, logitsGrad: b.typed(logitsGrad, predictions) };
+  return { loss, labels: targets, count, logitsGrad: b.typed(logitsGrad, predictions) };
 }

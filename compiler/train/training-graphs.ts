@@ -1,6 +1,7 @@
 import { PeftcError } from "../errors";
 import { buildBackward } from "../autodiff/backward";
 import type { TrainSettings } from "../dsl/spec";
+import type { Loss } from "../dsl/training";
 import type { Graph } from "../ir/graph";
 import { inferShapes } from "../ir/infer";
 import { Model } from "../ir/model";
@@ -28,10 +29,14 @@ export function logitsOutput(model: Model): Value {
  * Turns a PEFT forward graph (from `applySpec`) into an eval, grad or train
  * graph in place, replacing its outputs:
  *
- * - eval: `loss` and `logits`;
- * - grad: `loss` and `<param>.grad` for every trainable tensor;
- * - train: `loss`, `grad_norm`, `<param>.new` and the optimizer state
- *   `<state>.new`, with inputs `lr`, `step` and the state added.
+ * - eval: `loss`, `label_count` and the model's outputs (`logits` first);
+ * - grad: `loss`, `label_count` and `<param>.grad` for every trainable tensor;
+ * - train: `loss`, `label_count`, `grad_norm`, `<param>.new` and the
+ *   optimizer state `<state>.new`, with inputs `lr`, `step` and the state
+ *   added.
+ *
+ * `label_count` is the number of labels the loss averaged over, so a
+ * runtime accumulating micro-batches can weight each one's gradients.
  *
  * `decays(parameter)` says whether weight decay applies to it.
  */
@@ -43,16 +48,26 @@ export function addTrainingHead(
   decays: (parameter: TrainableParameter) => boolean,
   /** Residual-stream values at layer starts, used when the settings ask for activation checkpointing. */
   checkpoints: readonly Value[] = [],
-): void {
+): Loss {
   const graph = model.graph;
   const opset = model.opsetVersion("") ?? 0;
   inferShapes(model);
   const logits = logitsOutput(model);
+  if (settings.loss === null && logits.name !== "logits") {
+    throw new PeftcError(
+      "E_SPEC_MODEL",
+      `the model has no output named "logits" (its outputs: ${graph.outputs.map((output) => output.name).join(", ")}), so peftc cannot tell which loss fits. Name one in the spec's train settings, such as regression({ targets }) on "${logits.name}".`,
+      { value: logits.name },
+    );
+  }
+  const originalOutputs = [...graph.outputs];
   const loss = addLoss(graph, opset, logits, settings.loss, kind !== "eval");
-  const outputs: [string, Value][] = [["loss", loss.loss]];
+  const outputs: [string, Value][] = [["loss", loss.loss], ["label_count", loss.count]];
 
   if (kind === "eval") {
-    outputs.push([logits.name, logits]);
+    // The model's other outputs (a cached export's presents) stay: fused kernels such as
+    // GroupQueryAttention fail in onnxruntime 1.31 when their present outputs are dropped.
+    for (const output of originalOutputs) outputs.push([output.name, output]);
   } else {
     const values = parameters.map((parameter) => graph.lookup(parameter.name)!);
     const grads = buildBackward(model, new Map([[logits, loss.logitsGrad!]]), values, { checkpoints: settings.checkpointActivations ? checkpoints : [] });
@@ -73,6 +88,7 @@ export function addTrainingHead(
     }
   }
   setOutputs(graph, outputs);
+  return loss.resolved!;
 }
 
 /**

@@ -33,8 +33,9 @@ export function registerCompile(program: Command, io: CliIo): void {
   program
     .command("compile")
     .description(
-      "Apply a PEFT spec to a model and write an artifact folder: eval.onnx (the PEFT forward graph), params.safetensors " +
-        "(initial trainable tensors), manifest.json and model.d.ts. Frozen weights in external data are hard-linked, not copied.",
+      "Apply a PEFT spec to a model and write an artifact folder: eval.onnx (loss and logits), grad.onnx (gradients), " +
+        "train.onnx (one optimizer step), apply.onnx (a step from accumulated gradients), infer.onnx (KV-cached generation, decoders only), " +
+        "params.safetensors (initial trainable tensors), manifest.json and model.d.ts. Frozen weights in external data are hard-linked, not copied.",
     )
     .argument("<model>", "path to an .onnx file (its external data files must sit in the same folder)")
     .option("--spec <file>", "TypeScript spec whose default export is defineSpec({...}); required unless --adapter is given")

@@ -61,8 +61,12 @@ describe("compileArtifacts", () => {
     expect(manifest.parameters[0]).toEqual({ name: "layers.0.attn.q.lora_A", shape: [4, 64], dtype: "float32", init: "kaiming_uniform(a=sqrt(5)): U(-0.125, 0.125)", module: "layers.0.attn.q", method: "lora", weightDecay: true });
     // GQA: the value projection is 64 → 32 (2 key/value heads of 16).
     expect(manifest.parameters[3]).toMatchObject({ name: "layers.0.attn.v.lora_B", shape: [32, 4], init: "zeros" });
-    expect(manifest.graphs.eval).toEqual({ file: "eval.onnx", inputs: ["input_ids", "attention_mask", "labels"], outputs: ["loss", "logits"] });
-    expect(manifest.graphs.grad!.outputs).toEqual(["loss", ...manifest.parameters.map((parameter) => `${parameter.name}.grad`)]);
+    expect(manifest.graphs.eval).toMatchObject({ file: "eval.onnx", inputs: ["input_ids", "attention_mask", "labels"], outputs: ["loss", "label_count", "logits"] });
+    expect(manifest.graphs.eval!.types!.labels).toEqual({ dtype: "int64", shape: ["batch", "sequence"] });
+    expect(manifest.graphs.eval!.types!["layers.0.attn.v.lora_B"]).toEqual({ dtype: "float32", shape: [32, 4] });
+    expect(manifest.graphs.infer!.types!["past_key_values.0.key"]).toEqual({ dtype: "float32", shape: ["batch", 2, "past_sequence", 16] });
+    expect(manifest.loss).toEqual({ loss: "causal_lm" });
+    expect(manifest.graphs.grad!.outputs).toEqual(["loss", "label_count", ...manifest.parameters.map((parameter) => `${parameter.name}.grad`)]);
     expect(manifest.graphs.train!.inputs).toEqual(["input_ids", "attention_mask", "labels", "lr", "step"]);
     expect(manifest.optimizer.state).toEqual(manifest.parameters.flatMap((parameter) => [`${parameter.name}.m`, `${parameter.name}.v`]));
     expect(manifest.summary.line).toMatch(/^trainable params: 1,792 \|\| all params: [\d,]+ \|\| trainable%: \d+\.\d{4}$/);

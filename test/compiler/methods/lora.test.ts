@@ -395,3 +395,21 @@ describeCorpus("LoRA on a packed attention weight", () => {
     await base.release();
   });
 });
+
+describeCorpus("folded tied head", () => {
+  test("training the embedding reties the head's copy", async () => {
+    const dir = path.join(CORPUS_DIR, "aidreams260K");
+    const spec = defineSpec({ methods: [lora({ targets: select.role("attn.q"), train: select.role("embed.tokens") })] });
+    const folded = applyTo(path.join(dir, "model.onnx"), spec);
+    expect(folded.warnings.map((warning) => warning.message)).toEqual(expect.arrayContaining([expect.stringMatching(/head now reads the trained embedding/)]));
+    const head = folded.model.graph.nodes.find((node) => node.name === "/lm_head/MatMul")!;
+    expect(head.inputs[1]!.producer!.opType).toBe("Transpose");
+    expect(head.inputs[1]!.producer!.inputs[0]!.name).toBe("model.embed_tokens.weight");
+    // The same logits as before, now from one tensor.
+    const feeds = { input_ids: new ort.Tensor("int64", BigInt64Array.of(1n, 388n, 355n), [1, 3]), attention_mask: new ort.Tensor("int64", BigInt64Array.of(1n, 1n, 1n), [1, 3]) };
+    const temp = makeTempDir();
+    const retied = await run(folded.model, temp, "retied.onnx", { ...feeds, ...parameterFeeds(folded) });
+    const base = await run(loadModel(path.join(dir, "model.onnx")), temp, "base.onnx", feeds);
+    expect(maxDifference(retied, base)).toBeLessThan(1e-5);
+  });
+});

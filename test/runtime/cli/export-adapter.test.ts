@@ -62,6 +62,7 @@ function writeArtifacts(records: LoraRecord[], options: { extraParameters?: Mani
     summary: { trainable: 0, all: 0, percent: 0, line: "" },
     graphs: Object.fromEntries(["eval", "grad", "train", "apply"].map((kind) => [kind, { file: `${kind}.onnx`, inputs: [], outputs: [] }])) as unknown as Manifest["graphs"],
     optimizer: { state: [], settings: {} },
+    loss: null,
     externalData: [],
     merged: [],
     warnings: [],
