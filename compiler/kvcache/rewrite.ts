@@ -8,8 +8,8 @@ import { tensorType } from "../ir/types";
 import type { Value } from "../ir/value";
 import type { Discovery } from "../match/discover";
 import type { AttentionBlock } from "../match/attention";
+import { constantTensor } from "../match/graph-walk";
 import { DataType } from "../onnx/dtype";
-import type { Tensor } from "../onnx/tensor";
 import { buildCacheContext } from "./cache-inputs";
 import { replaceRotaryTables } from "./rotary-tables";
 
@@ -203,7 +203,7 @@ function fuseCore(b: GradBuilder, block: AttentionBlock, layer: number, byName: 
 }
 
 function constantScalar(value: Value): number | undefined {
-  const tensor = value.initializer ?? (value.producer?.opType === "Constant" ? (value.producer.attributes.get("value")?.value as Tensor | undefined) : undefined);
+  const tensor = constantTensor(value);
   if (!tensor || tensor.size !== 1) return undefined;
   return Number((tensor.data() as ArrayLike<number>)[0]);
 }

@@ -1,5 +1,6 @@
 import { PeftcError } from "../errors";
-import { AttributeType, attr } from "../ir/attribute";
+import { attr } from "../ir/attribute";
+import { constantTensor } from "../match/graph-walk";
 import type { Graph } from "../ir/graph";
 import type { Node } from "../ir/node";
 import type { Value } from "../ir/value";
@@ -10,13 +11,7 @@ import { floatPositions } from "./cache-inputs";
 
 /** Returns the float elements of a constant (an initializer or a Constant node's tensor). */
 function constantFloats(value: Value | undefined): Float32Array | undefined {
-  if (!value) return undefined;
-  let tensor = value.isConstant ? value.initializer : undefined;
-  const producer = value.producer;
-  if (!tensor && producer?.opType === "Constant") {
-    const attribute = producer.attributes.get("value");
-    if (attribute?.type === AttributeType.TENSOR) tensor = attribute.value;
-  }
+  const tensor = constantTensor(value);
   if (!tensor || !isFloatType(tensor.dtype)) return undefined;
   return Float32Array.from(tensor.data() as ArrayLike<number>);
 }

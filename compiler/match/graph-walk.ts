@@ -1,3 +1,4 @@
+import type { Tensor } from "../onnx/tensor";
 import { DataType, isFloatType } from "../onnx/dtype";
 import { AttributeType } from "../ir/attribute";
 import type { Dim } from "../ir/types";
@@ -103,15 +104,19 @@ export function shapeOf(value: Value | undefined): Dim[] | undefined {
   return value.type?.kind === "tensor" ? value.type.shape : undefined;
 }
 
+/** Returns the tensor of a constant: an initializer that is not a graph input, or a Constant node's value. */
+export function constantTensor(value: Value | undefined): Tensor | undefined {
+  if (!value) return undefined;
+  if (value.isConstant) return value.initializer;
+  const producer = value.producer;
+  if (producer?.opType !== "Constant") return undefined;
+  const attribute = producer.attributes.get("value");
+  return attribute?.type === AttributeType.TENSOR ? attribute.value : undefined;
+}
+
 /** Returns the integer elements of a constant (an initializer or a Constant node's tensor), or undefined when it is not one. */
 export function constantInts(value: Value | undefined): number[] | undefined {
-  if (!value) return undefined;
-  let tensor = value.isConstant ? value.initializer : undefined;
-  const producer = value.producer;
-  if (!tensor && producer?.opType === "Constant") {
-    const attribute = producer.attributes.get("value");
-    if (attribute?.type === AttributeType.TENSOR) tensor = attribute.value;
-  }
+  const tensor = constantTensor(value);
   if (!tensor || (tensor.dtype !== DataType.INT64 && tensor.dtype !== DataType.INT32)) return undefined;
   return Array.from(tensor.data() as ArrayLike<number | bigint>, (element) => Number(element));
 }

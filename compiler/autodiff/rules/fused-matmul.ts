@@ -1,16 +1,8 @@
 import { PeftcError } from "../../errors";
-import { attr } from "../../ir/attribute";
 import type { Value } from "../../ir/value";
 import { unbroadcast } from "../broadcast";
-import type { GradBuilder } from "../grad-builder";
 import type { GradientRule } from "../rule";
-
-/** Swaps the last two axes of a value of rank `rank`. */
-function transposeLast(b: GradBuilder, x: Value, rank: number): Value {
-  const perm = Array.from({ length: rank }, (_, i) => i);
-  [perm[rank - 2], perm[rank - 1]] = [perm[rank - 1], perm[rank - 2]];
-  return b.op("Transpose", [x], [attr.ints("perm", perm)]);
-}
+import { transposeLast } from "./matmul";
 
 /**
  * com.microsoft::FusedMatMul: Y = alpha · A'·B' with A' = Aᵀ when transA and

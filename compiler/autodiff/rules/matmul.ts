@@ -6,7 +6,7 @@ import type { GradBuilder } from "../grad-builder";
 import type { GradientRule } from "../rule";
 
 /** Swaps the last two axes of a value of rank `rank`. */
-function transposeLast(b: GradBuilder, x: Value, rank: number): Value {
+export function transposeLast(b: GradBuilder, x: Value, rank: number): Value {
   const perm = Array.from({ length: rank }, (_, i) => i);
   [perm[rank - 2], perm[rank - 1]] = [perm[rank - 1], perm[rank - 2]];
   return b.op("Transpose", [x], [attr.ints("perm", perm)]);
