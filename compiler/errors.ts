@@ -28,7 +28,10 @@ export type ErrorCode =
   | "E_TRAINING_GRAPH"
   | "E_DEVICE"
   | "E_TOKENIZER"
-  | "E_GENERATE";
+  | "E_GENERATE"
+  | "E_DATASET"
+  | "E_TRAINING"
+  | "E_CHECKPOINT";
 
 /** An error a user can act on: it names the file, node or value at fault and what to do. */
 export class PeftcError extends Error {

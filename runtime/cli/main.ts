@@ -2,7 +2,9 @@ import { Command, CommanderError } from "commander";
 import { isPeftcError } from "../../compiler/errors";
 import { registerCompile } from "./compile";
 import { registerExportAdapter } from "./export-adapter";
+import { registerGenerate } from "./generate";
 import { registerInspect } from "./inspect";
+import { registerEval, registerTrain } from "./train";
 import { peftcVersion } from "../../compiler/version";
 
 /** Output streams of the CLI; tests pass buffers instead of the process streams. */
@@ -41,6 +43,9 @@ function buildProgram(io: CliIo): Command {
   registerInspect(program, io);
   registerCompile(program, io);
   registerExportAdapter(program, io);
+  registerTrain(program, io);
+  registerEval(program, io);
+  registerGenerate(program, io);
   for (const command of program.commands) command.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
   return program;
 }

@@ -1,0 +1,147 @@
+import * as ort from "onnxruntime-node";
+import { RuntimeInputError } from "../errors";
+import { type Example, IGNORE_INDEX } from "./dataset";
+
+/** One row of a batch, at most the max length long. */
+export interface Row {
+  inputIds: number[];
+  labels: number[];
+  /** `file:line` of the example the row starts with. */
+  source: string;
+}
+
+/** Token id written into padding positions; the attention mask and IGNORE_INDEX labels hide it. */
+export const PAD_ID = 0;
+
+/**
+ * Cuts examples into rows of at most `maxLength` tokens. Without `pack`,
+ * each example becomes one row and longer ones are truncated. With `pack`,
+ * the examples are joined in order and cut into rows of exactly `maxLength`
+ * tokens (the last may be shorter), so little of a batch is padding.
+ */
+export function buildRows(examples: readonly Example[], maxLength: number, pack: boolean): Row[] {
+  if (!Number.isSafeInteger(maxLength) || maxLength < 2) {
+    throw new RuntimeInputError("E_DATASET", `max length ${maxLength} is invalid: a causal LM row needs at least 2 tokens.`);
+  }
+  if (!pack) return examples.map((example) => ({ inputIds: example.inputIds.slice(0, maxLength), labels: example.labels.slice(0, maxLength), source: example.source }));
+
+  // NOTE: packed rows attend across example boundaries, as Hugging Face's group_texts packing does.
+  const rows: Row[] = [];
+  let current: Row | null = null;
+  for (const example of examples) {
+    let offset = 0;
+    while (offset < example.inputIds.length) {
+      if (current === null) current = { inputIds: [], labels: [], source: example.source };
+      const take = Math.min(maxLength - current.inputIds.length, example.inputIds.length - offset);
+      current.inputIds.push(...example.inputIds.slice(offset, offset + take));
+      current.labels.push(...example.labels.slice(offset, offset + take));
+      offset += take;
+      if (current.inputIds.length === maxLength) {
+        rows.push(current);
+        current = null;
+      }
+    }
+  }
+  if (current !== null) rows.push(current);
+  return rows;
+}
+
+/** mulberry32: a small seeded 32-bit generator, returning floats in [0, 1). */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Returns a permutation of 0..count-1 that depends only on `seed` and `epoch` (Fisher-Yates). */
+export function shuffledOrder(count: number, seed: number, epoch: number): number[] {
+  const random = seededRandom(Math.imul(seed, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b));
+  const order = Array.from({ length: count }, (_, i) => i);
+  for (let i = count - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
+}
+
+/**
+ * An endless, reproducible sequence of rows: epoch after epoch, each in
+ * its own seeded order. Row number `position` of the sequence is a pure
+ * function of the rows, the seed and the position, which is what lets a
+ * checkpoint resume the data exactly.
+ */
+export class RowStream {
+  private orderEpoch = -1;
+  private order: number[] = [];
+
+  constructor(
+    readonly rows: readonly Row[],
+    readonly seed: number,
+    readonly shuffle = true,
+  ) {
+    if (rows.length === 0) throw new RuntimeInputError("E_DATASET", "the dataset has no rows to train on.");
+  }
+
+  /** Returns `count` rows starting at `position`, wrapping into the next epoch. */
+  take(position: number, count: number): Row[] {
+    const rows: Row[] = [];
+    for (let p = position; p < position + count; p++) rows.push(this.rows[this.indexAt(p)]);
+    return rows;
+  }
+
+  private indexAt(position: number): number {
+    const epoch = Math.floor(position / this.rows.length);
+    const offset = position % this.rows.length;
+    if (!this.shuffle) return offset;
+    if (epoch !== this.orderEpoch) {
+      this.order = shuffledOrder(this.rows.length, this.seed, epoch);
+      this.orderEpoch = epoch;
+    }
+    return this.order[offset];
+  }
+}
+
+/** A batch as the compiled graphs take it, with its token counts. */
+export interface Batch {
+  feeds: { input_ids: ort.Tensor; attention_mask: ort.Tensor; labels: ort.Tensor };
+  /** Positions with attention mask 1, padding excluded. */
+  tokens: number;
+  /** `file:line` of each row's first example. */
+  sources: string[];
+}
+
+/** Right-pads rows to the longest one and builds int64 input_ids, attention_mask and labels [rows, length]. */
+export function collate(rows: readonly Row[]): Batch {
+  const length = Math.max(...rows.map((row) => row.inputIds.length));
+  const size = rows.length * length;
+  const inputIds = new BigInt64Array(size).fill(BigInt(PAD_ID));
+  const mask = new BigInt64Array(size);
+  const labels = new BigInt64Array(size).fill(BigInt(IGNORE_INDEX));
+  let tokens = 0;
+  rows.forEach((row, r) => {
+    for (let t = 0; t < row.inputIds.length; t++) {
+      inputIds[r * length + t] = BigInt(row.inputIds[t]);
+      mask[r * length + t] = 1n;
+      labels[r * length + t] = BigInt(row.labels[t]);
+    }
+    tokens += row.inputIds.length;
+  });
+  const dims = [rows.length, length];
+  return {
+    feeds: { input_ids: new ort.Tensor("int64", inputIds, dims), attention_mask: new ort.Tensor("int64", mask, dims), labels: new ort.Tensor("int64", labels, dims) },
+    tokens,
+    sources: rows.map((row) => row.source),
+  };
+}
+
+/** Splits rows into batches of `batchSize` in order, the last one possibly smaller; for evaluation. */
+export function sequentialBatches(rows: readonly Row[], batchSize: number): Batch[] {
+  const batches: Batch[] = [];
+  for (let start = 0; start < rows.length; start += batchSize) batches.push(collate(rows.slice(start, start + batchSize)));
+  return batches;
+}

@@ -1,0 +1,106 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as ort from "onnxruntime-node";
+import type { Manifest } from "../../compiler/emit/manifest";
+import { readSafetensors } from "../../compiler/emit/safetensors";
+import { RuntimeInputError } from "../errors";
+import { readManifest } from "../cli/export-adapter";
+import { toOrtTensor } from "./checkpoint";
+
+export type GraphKind = "eval" | "grad" | "train" | "apply";
+
+/** An artifact folder opened for training or evaluation: its manifest, and sessions opened on first use. */
+export class ArtifactFolder {
+  readonly manifest: Manifest;
+  private readonly sessions = new Map<GraphKind, Promise<ort.InferenceSession>>();
+
+  constructor(readonly dir: string) {
+    this.manifest = readManifest(dir);
+  }
+
+  get paramNames(): string[] {
+    return this.manifest.parameters.map((parameter) => parameter.name);
+  }
+
+  get stateNames(): string[] {
+    return this.manifest.optimizer.state;
+  }
+
+  /** Whether any LoRA branch has dropout, which makes grad.onnx and train.onnx draw from onnxruntime's per-session random sequence. */
+  get hasDropout(): boolean {
+    return this.manifest.lora.some((branch) => branch.dropout > 0);
+  }
+
+  /** The learning rate of the spec's optimizer, used when --lr is not given. */
+  get specLearningRate(): number | undefined {
+    const settings = this.manifest.optimizer.settings as { optimizer?: { lr?: unknown } } | null;
+    const lr = settings?.optimizer?.lr;
+    return typeof lr === "number" ? lr : undefined;
+  }
+
+  session(kind: GraphKind): Promise<ort.InferenceSession> {
+    let session = this.sessions.get(kind);
+    if (!session) {
+      const file = path.join(this.dir, `${kind}.onnx`);
+      if (!this.manifest.graphs[kind] || !fs.existsSync(file)) {
+        throw new RuntimeInputError("E_TRAINING", `${file} not found: the artifact folder has no ${kind} graph, so it cannot train or evaluate. Compile a model that trains (opset 13 or later).`, { file });
+      }
+      session = ort.InferenceSession.create(file, { logSeverityLevel: 3 });
+      this.sessions.set(kind, session);
+    }
+    return session;
+  }
+
+  /** Reads trainable tensors from a params.safetensors-format file (default: the folder's params.safetensors). */
+  readParams(file = path.join(this.dir, "params.safetensors")): Record<string, ort.Tensor> {
+    const { tensors } = readSafetensors(file);
+    const params: Record<string, ort.Tensor> = {};
+    for (const name of this.paramNames) {
+      const tensor = tensors.get(name);
+      if (!tensor) {
+        throw new RuntimeInputError("E_CHECKPOINT", `${file} has no tensor "${name}", which the artifact folder trains. Pass a params file written for this artifact folder.`, { file, tensor: name });
+      }
+      params[name] = toOrtTensor(tensor, file);
+    }
+    return params;
+  }
+
+  /** Zero optimizer state with the types and shapes that train.onnx (or apply.onnx) declares. */
+  async zeroState(kind: "train" | "apply"): Promise<Record<string, ort.Tensor>> {
+    const session = await this.session(kind);
+    const metadata = new Map(session.inputMetadata.map((input) => [input.name, input]));
+    const state: Record<string, ort.Tensor> = {};
+    for (const name of this.stateNames) {
+      const input = metadata.get(name);
+      if (!input || !input.isTensor) throw new RuntimeInputError("E_TRAINING", `${kind}.onnx has no input "${name}" for the optimizer state that manifest.json lists. Compile the artifacts again.`, { tensor: name });
+      const dims = input.shape.map((dim) => {
+        if (typeof dim !== "number" || dim < 0) throw new RuntimeInputError("E_TRAINING", `${kind}.onnx input "${name}" has a symbolic dim, but optimizer state needs a fixed shape.`, { tensor: name });
+        return dim;
+      });
+      const size = dims.reduce((product, dim) => product * dim, 1);
+      state[name] = input.type === "float16" ? new ort.Tensor("float16", new Uint16Array(size), dims) : new ort.Tensor("float32", new Float32Array(size), dims);
+    }
+    return state;
+  }
+
+  async release(): Promise<void> {
+    for (const session of this.sessions.values()) await (await session).release();
+    this.sessions.clear();
+  }
+}
+
+/** Keeps the feeds a session declares, so extra entries (such as optimizer state for eval.onnx) are not passed. */
+export function feedsFor(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>): Record<string, ort.Tensor> {
+  const selected: Record<string, ort.Tensor> = {};
+  for (const name of session.inputNames) {
+    if (!(name in feeds)) throw new RuntimeInputError("E_TRAINING", `no value for graph input "${name}". The artifact folder does not match manifest.json; compile it again.`, { input: name });
+    selected[name] = feeds[name];
+  }
+  return selected;
+}
+
+/** Reads a scalar output as a number. */
+export function scalar(tensor: ort.Tensor | undefined): number {
+  if (!tensor) return Number.NaN;
+  return Number(tensor.data[0]);
+}

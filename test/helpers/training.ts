@@ -1,0 +1,37 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { adamw, defineSpec, lora, select } from "../../compiler/dsl";
+import { compileArtifacts } from "../../compiler/emit/compile";
+import { seededRandom } from "../../runtime/data/batches";
+import { makeTempDir } from "./temp";
+
+export const LLAMA = path.resolve(__dirname, "../../fixtures/llama-tiny.onnx");
+
+/** Compiles llama-tiny with LoRA on every linear layer and the head (the fixture's random head alone fits nothing) and returns the artifact folder. */
+export function compileTinyLlama(dropout = 0): string {
+  const dir = path.join(makeTempDir("peftc-train-"), "artifacts");
+  const spec = defineSpec({
+    methods: [lora({ targets: select.allLinear().or(select.role("head")), rank: 4, alpha: 8, dropout })],
+    train: { optimizer: adamw({ lr: 1e-2 }), clipGradNorm: 1 },
+    seed: 7,
+  });
+  compileArtifacts({ modelFile: LLAMA, outDir: dir, spec });
+  return dir;
+}
+
+/** Writes `rows` as a JSONL file in a fresh temp folder. */
+export function writeJsonl(rows: readonly unknown[], name = "data.jsonl"): string {
+  const file = path.join(makeTempDir("peftc-data-"), name);
+  fs.writeFileSync(file, rows.map((row) => JSON.stringify(row)).join("\n") + "\n");
+  return file;
+}
+
+/** `count` rows of `length` token ids below 512 (the fixture's vocabulary), each a repeating pattern the model can learn. */
+export function patternRows(count: number, length: number, seed = 1): { input_ids: number[] }[] {
+  const random = seededRandom(seed);
+  return Array.from({ length: count }, () => {
+    const start = Math.floor(random() * 400);
+    const stride = 1 + Math.floor(random() * 3);
+    return { input_ids: Array.from({ length }, (_, t) => start + ((t * stride) % 24)) };
+  });
+}
