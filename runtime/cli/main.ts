@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { isPeftcError } from "../../compiler/errors";
 import { registerCompile } from "./compile";
+import { registerDemo } from "./demo";
 import { registerExportAdapter } from "./export-adapter";
 import { registerGenerate } from "./generate";
 import { registerInspect } from "./inspect";
@@ -46,6 +47,7 @@ function buildProgram(io: CliIo): Command {
   registerTrain(program, io);
   registerEval(program, io);
   registerGenerate(program, io);
+  registerDemo(program, io);
   for (const command of program.commands) command.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
   return program;
 }

@@ -25,6 +25,8 @@ const CASES: [spec: string, model: string][] = [
   ["lora-all-linear.ts", path.join(FIXTURES, "bert-tiny-op14.onnx")],
   ["lora-gpt2-fused-qv.ts", path.join(FIXTURES, "gpt2-tiny-op17.onnx")],
   ["lora-gpt2-fused-qv.ts", path.join(FIXTURES, "gpt2-tiny-op14.onnx")],
+  ["demo-lora.ts", path.join(FIXTURES, "demo", "base.onnx")],
+  ["demo-lora.ts", path.join(FIXTURES, "llama-tiny.onnx")],
 ];
 const CORPUS_CASES: [spec: string, model: string][] = hasCorpus
   ? [

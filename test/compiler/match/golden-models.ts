@@ -14,7 +14,7 @@ export const GOLDEN_DIR = path.join(__dirname, "golden");
 const GRAPH_ONLY_FOLDERS = ["phi35-mini-2l-graphonly", "phi4-mini-2l-graphonly"];
 
 export interface GoldenModel {
-  /** File stem of the golden JSON: `fixture.<stem>` or `corpus.<folder>.<stem>`. */
+  /** File stem of the golden JSON: `fixture.<stem>`, `fixture.<folder>.<stem>` or `corpus.<folder>.<stem>`. */
   key: string;
   file: string;
   source: "fixture" | "corpus";
@@ -31,7 +31,10 @@ function onnxFilesUnder(dir: string): string[] {
 }
 
 export function fixtureModels(): GoldenModel[] {
-  return onnxFilesUnder(FIXTURES_DIR).map((file) => ({ key: `fixture.${path.basename(file, ".onnx")}`, file, source: "fixture" }));
+  return onnxFilesUnder(FIXTURES_DIR).map((file) => {
+    const relative = path.relative(FIXTURES_DIR, file).replace(/\.onnx$/, "");
+    return { key: `fixture.${relative.split(path.sep).join(".")}`, file, source: "fixture" };
+  });
 }
 
 /** Lists every corpus graph, or none when the corpus is not next to the repository. */
