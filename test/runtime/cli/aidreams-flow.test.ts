@@ -1,20 +1,15 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { runCli } from "../../../runtime/cli/main";
 import { CORPUS_DIR, hasCorpus } from "../../helpers/corpus";
 import { makeTempDir, removeTempDirs } from "../../helpers/temp";
+import { runPeftc } from "../../helpers/cli";
 
 afterAll(removeTempDirs);
 
 const ROOT = path.resolve(__dirname, "../../..");
 const MODEL_DIR = path.join(CORPUS_DIR, "aidreams260K");
 
-async function run(...argv: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const status = await runCli(argv, { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text) });
-  return { status, stdout, stderr };
-}
+const run = runPeftc;
 
 /** A style the base model never saw: short robot weather reports, one per line. */
 function reports(count: number, offset: number): string {

@@ -4,9 +4,9 @@ import type { Manifest } from "../../../compiler/emit/manifest";
 import { readSafetensors, writeSafetensors } from "../../../compiler/emit/safetensors";
 import { DataType } from "../../../compiler/onnx/dtype";
 import { Tensor } from "../../../compiler/onnx/tensor";
-import { runCli } from "../../../runtime/cli/main";
 import { CORPUS_DIR, describeCorpus } from "../../helpers/corpus";
 import { makeTempDir, removeTempDirs } from "../../helpers/temp";
+import { runPeftc } from "../../helpers/cli";
 
 const FIXTURES = path.resolve(__dirname, "../../../fixtures");
 const LLAMA = path.join(FIXTURES, "llama-tiny.onnx");
@@ -14,12 +14,7 @@ const GPT2 = path.join(FIXTURES, "gpt2-tiny-op17.onnx");
 
 afterAll(removeTempDirs);
 
-async function run(...argv: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const status = await runCli(argv, { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text) });
-  return { status, stdout, stderr };
-}
+const run = runPeftc;
 
 /** Writes a spec into a fresh folder outside the repository, so "peftc" resolves without node_modules. */
 function writeSpec(lines: string[]): string {

@@ -6,17 +6,12 @@ import { writeSafetensors } from "../../../compiler/emit/safetensors";
 import type { LoraRecord } from "../../../compiler/methods/parameters";
 import { DataType } from "../../../compiler/onnx/dtype";
 import { Tensor } from "../../../compiler/onnx/tensor";
-import { runCli } from "../../../runtime/cli/main";
 import { makeTempDir, removeTempDirs } from "../../helpers/temp";
+import { runPeftc } from "../../helpers/cli";
 
 afterAll(removeTempDirs);
 
-async function run(...argv: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const status = await runCli(argv, { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text) });
-  return { status, stdout, stderr };
-}
+const run = runPeftc;
 
 const MODULES = ["model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.v_proj"];
 

@@ -1,18 +1,13 @@
 import * as path from "node:path";
 import { defineSpec, lora, select } from "../../../compiler/dsl";
-import { runCli } from "../../../runtime/cli/main";
 import { compileForTest, readJson } from "../../helpers/artifacts";
 import { CORPUS_DIR, describeCorpus } from "../../helpers/corpus";
 import { makeTempDir, removeTempDirs } from "../../helpers/temp";
+import { runPeftc } from "../../helpers/cli";
 
 afterAll(removeTempDirs);
 
-async function run(...argv: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const status = await runCli(argv, { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text) });
-  return { status, stdout, stderr };
-}
+const run = runPeftc;
 
 interface GenerationCase {
   prompt: string | null;

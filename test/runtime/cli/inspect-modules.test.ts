@@ -3,21 +3,16 @@ import * as path from "node:path";
 import { formatModuleTree } from "../../../compiler/inspect/format-modules";
 import type { ModelSummary } from "../../../compiler/inspect/summary";
 import type { DiscoveryJson, ModuleJson } from "../../../compiler/match";
-import { runCli } from "../../../runtime/cli/main";
 import { CORPUS_DIR, describeCorpus } from "../../helpers/corpus";
 import { makeTempDir, removeTempDirs } from "../../helpers/temp";
+import { runPeftc } from "../../helpers/cli";
 
 afterAll(removeTempDirs);
 
 const FIXTURES = path.resolve(__dirname, "../../../fixtures");
 const GOLDEN = path.resolve(__dirname, "../../compiler/match/golden");
 
-async function run(...argv: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const status = await runCli(argv, { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text) });
-  return { status, stdout, stderr };
-}
+const run = runPeftc;
 
 async function inspectJson(file: string): Promise<ModelSummary> {
   const result = await run("inspect", file, "--json");

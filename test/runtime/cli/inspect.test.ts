@@ -3,19 +3,14 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { saveModel } from "../../../compiler/ir/io";
 import { ModelSummary } from "../../../compiler/inspect/summary";
-import { runCli } from "../../../runtime/cli/main";
 import { CORPUS_DIR, describeCorpus } from "../../helpers/corpus";
 import { makeTempDir, removeTempDirs } from "../../helpers/temp";
 import { tinyLinearModel } from "../../helpers/tiny-model";
+import { runPeftc } from "../../helpers/cli";
 
 afterAll(removeTempDirs);
 
-async function run(...argv: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const status = await runCli(argv, { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text) });
-  return { status, stdout, stderr };
-}
+const run = runPeftc;
 
 describe("peftc inspect", () => {
   it("reports a model with external data as JSON", async () => {

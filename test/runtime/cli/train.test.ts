@@ -1,17 +1,12 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { runCli } from "../../../runtime/cli/main";
 import { compileTinyLlama, patternRows, writeJsonl } from "../../helpers/training";
 import { makeTempDir, removeTempDirs } from "../../helpers/temp";
+import { runPeftc } from "../../helpers/cli";
 
 afterAll(removeTempDirs);
 
-async function run(...argv: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const status = await runCli(argv, { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text) });
-  return { status, stdout, stderr };
-}
+const run = runPeftc;
 
 let artifacts: string;
 let data: string;
