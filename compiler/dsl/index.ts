@@ -1,6 +1,8 @@
 export { defineSpec, isSpec } from "./spec";
 export type { InferenceOptions, InferenceSettings, Method, Spec, SpecOptions, TrainOptions, TrainSettings } from "./spec";
 export { lora } from "./lora";
+export { bitfit, layerNormTuning, unfreeze } from "./selective";
+export type { SelectiveMethod, SelectiveOptions } from "./selective";
 export type { BiasTraining, LoraInit, LoraMethod, LoraOptions } from "./lora";
 export { adamw, causalLM, maskedLM, regression, sequenceClassification, sgd } from "./training";
 export type { AdamW, AdamWOptions, CausalLmLoss, ClassificationLoss, Loss, MaskedLmLoss, Optimizer, RegressionLoss, Sgd, SgdOptions } from "./training";

@@ -1,6 +1,7 @@
 import { types } from "node:util";
 import { isBranded } from "./brand";
 import type { LoraMethod } from "./lora";
+import type { SelectiveMethod } from "./selective";
 import { OptionReader } from "./options";
 import { describeValue } from "./selector";
 import { type SourceSite, captureSite } from "./site";
@@ -8,7 +9,7 @@ import { SpecError } from "./spec-error";
 import { type Loss, type Optimizer, adamw, causalLM } from "./training";
 
 /** A PEFT method of a spec, as made by `lora(...)` and the other method functions. */
-export type Method = LoraMethod;
+export type Method = LoraMethod | SelectiveMethod;
 
 /** Training settings of `defineSpec`. */
 export interface TrainOptions {
@@ -73,7 +74,9 @@ export interface Spec {
   readonly site: SourceSite | undefined;
 }
 
-const METHOD_NAMES = ["lora"];
+/** Method names, and the DSL function that makes each. */
+const METHOD_FUNCTIONS: Record<string, string> = { lora: "lora", bitfit: "bitfit", layernorm: "layerNormTuning", unfreeze: "unfreeze" };
+const METHOD_NAMES = Object.keys(METHOD_FUNCTIONS);
 
 /** Declares a PEFT spec; a spec file's default export is its result. */
 export function defineSpec(options: SpecOptions): Spec {
@@ -87,7 +90,7 @@ export function defineSpec(options: SpecOptions): Spec {
   (methods as unknown[]).forEach((method, index) => {
     // A hand-built object with the right "method" field lacks the checked fields the compiler reads.
     if (!isBranded(method) || !METHOD_NAMES.includes(String((method as { method?: unknown }).method))) {
-      reader.fail(["methods", String(index)], `must be made by ${METHOD_NAMES.map((each) => `${each}(...)`).join(" or ")}, not built by hand or copied with a spread; got ${describeValue(method)}.`);
+      reader.fail(["methods", String(index)], `must be made by ${Object.values(METHOD_FUNCTIONS).map((each) => `${each}(...)`).join(", ")}, not built by hand or copied with a spread; got ${describeValue(method)}.`);
     }
   });
   const seed = reader.number(record, "seed", { integer: true, min: 0, max: 2 ** 32 - 1 }, 0);

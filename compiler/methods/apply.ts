@@ -1,4 +1,5 @@
 import type { LoraMethod } from "../dsl/lora";
+import type { SelectiveMethod } from "../dsl/selective";
 import type { SpecWarning } from "../dsl/match";
 import type { Spec } from "../dsl/spec";
 import { type Target, selectionTargets } from "../dsl/targets";
@@ -35,7 +36,8 @@ export interface ApplyOptions {
  */
 export function applySpec(model: Model, discovery: Discovery, spec: Spec | null, options: ApplyOptions): PeftGraph {
   const targets: Target[] = selectionTargets(discovery);
-  const methods: LoraMethod[] = spec ? spec.methods.filter((method) => method.method === "lora") : [];
+  const methods = spec ? spec.methods.filter((method): method is LoraMethod => method.method === "lora") : [];
+  const selective = spec ? spec.methods.filter((method): method is SelectiveMethod => method.method !== "lora") : [];
   const plans: LoraPlan[] = [...(options.extraLora ?? [])];
   const warnings: SpecWarning[] = [];
   for (const method of methods) {
@@ -44,7 +46,7 @@ export function applySpec(model: Model, discovery: Discovery, spec: Spec | null,
     warnings.push(...planned.warnings);
   }
   checkLoraConflicts(plans);
-  const existing = chooseExisting(targets, methods, plans);
+  const existing = chooseExisting(targets, methods, plans, selective);
   warnings.push(...existing.warnings);
 
   const inserted = insertLora(model, plans, { mode: options.mode, seed: spec?.seed ?? 0, initial: options.initialLora });

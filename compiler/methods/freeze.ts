@@ -1,4 +1,6 @@
 import type { LoraMethod } from "../dsl/lora";
+import type { SelectiveMethod } from "../dsl/selective";
+import { SpecError } from "../dsl/spec-error";
 import { type SpecWarning, resolveSelection } from "../dsl/match";
 import type { Target } from "../dsl/targets";
 import type { Model } from "../ir/model";
@@ -8,14 +10,27 @@ import type { LoraPlan } from "./lora-plan";
 import type { ParameterMethod, TrainableParameter } from "./parameters";
 import { parameterRow, unfreezeInitializer } from "./trainable";
 
+/** Each selective method's DSL name and the tensors it looks for, for the error when it finds none. */
+const MISSING_TENSORS: Record<SelectiveMethod["method"], { name: string; tensors: string }> = {
+  bitfit: { name: "bitfit", tensors: "no bias" },
+  layernorm: { name: "layerNormTuning", tensors: "no norm with a scale or bias" },
+  unfreeze: { name: "unfreeze", tensors: "no tensor" },
+};
+
 /**
- * Chooses the existing tensors that train besides the new ones: biases by
- * each LoRA method's `bias` option, and the weight and bias of the modules
- * its `train` selector picks. Everything else stays frozen. A tensor read by
+ * Chooses the existing tensors that train besides the new ones. LoRA's
+ * `bias` option picks biases and its `train` selector whole modules. BitFit
+ * takes biases, LayerNorm tuning norm scales and biases, and unfreeze every
+ * tensor of its modules. Everything else stays frozen. A tensor read by
  * two modules (a tied embedding and head) is one initializer, so it becomes
  * one parameter however many modules select it.
  */
-export function chooseExisting(targets: readonly Target[], methods: readonly LoraMethod[], plans: readonly LoraPlan[]): { chosen: ExistingChoice; warnings: SpecWarning[] } {
+export function chooseExisting(
+  targets: readonly Target[],
+  methods: readonly LoraMethod[],
+  plans: readonly LoraPlan[],
+  selective: readonly SelectiveMethod[] = [],
+): { chosen: ExistingChoice; warnings: SpecWarning[] } {
   const chosen: ExistingChoice = new Map();
   const warnings: SpecWarning[] = [];
   const choose = (value: Value | undefined, method: ParameterMethod, module: DiscoveredModule): void => {
@@ -38,6 +53,26 @@ export function chooseExisting(targets: readonly Target[], methods: readonly Lor
     }
   }
 
+  for (const method of selective) {
+    const wholes = targets.filter((target) => target.part === undefined);
+    const kinds: Target["kind"][] | undefined = method.method === "layernorm" ? ["norm"] : undefined;
+    let picked = method.method === "layernorm" ? wholes.filter((target) => target.kind === "norm") : wholes;
+    if (method.targets) {
+      const what = method.method === "layernorm" ? "layerNormTuning targets" : `${method.method} targets`;
+      const selection = resolveSelection(method.targets, wholes, what, kinds);
+      warnings.push(...selection.warnings);
+      picked = selection.targets;
+    }
+    const before = chosen.size;
+    for (const target of picked) {
+      if (method.method !== "bitfit") choose(target.module.weight?.value, method.method, target.module);
+      choose(target.module.bias?.value, method.method, target.module);
+    }
+    if (chosen.size === before) {
+      const missing = MISSING_TENSORS[method.method];
+      throw new SpecError("E_SPEC_MODEL", `${missing.name}: the selected modules have ${missing.tensors} that another method does not already train, so it would train nothing. Choose other modules or another method.`, method.site);
+    }
+  }
   return { chosen, warnings };
 }
 

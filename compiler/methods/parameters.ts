@@ -2,8 +2,12 @@ import type { QkvLayout, QkvPart } from "../match/fused-qkv";
 import type { WeightLayout } from "../match/module";
 import type { Tensor } from "../onnx/tensor";
 
-/** Why a tensor trains: a LoRA matrix, an existing bias unfrozen by `bias`, or an existing tensor unfrozen by `train`. */
-export type ParameterMethod = "lora" | "bias" | "train";
+/**
+ * Why a tensor trains: a LoRA matrix, an existing bias unfrozen by LoRA's
+ * `bias` or tensor by its `train`, or an existing tensor a selective method
+ * unfroze (BitFit's biases, LayerNorm tuning's norms, `unfreeze`'s modules).
+ */
+export type ParameterMethod = "lora" | "bias" | "train" | "bitfit" | "layernorm" | "unfreeze";
 
 /** A trainable tensor of the PEFT graph: a graph input with a same-named default initializer. */
 export interface TrainableParameter {

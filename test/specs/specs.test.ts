@@ -26,6 +26,8 @@ const CASES: [spec: string, model: string][] = [
   ["lora-gpt2-fused-qv.ts", path.join(FIXTURES, "gpt2-tiny-op17.onnx")],
   ["lora-gpt2-fused-qv.ts", path.join(FIXTURES, "gpt2-tiny-op14.onnx")],
   ["demo-lora.ts", path.join(FIXTURES, "demo", "base.onnx")],
+  ["bitfit.ts", path.join(FIXTURES, "gpt2-tiny-op17.onnx")],
+  ["bitfit.ts", path.join(FIXTURES, "bert-tiny-op17.onnx")],
   ["demo-lora.ts", path.join(FIXTURES, "llama-tiny.onnx")],
 ];
 const CORPUS_CASES: [spec: string, model: string][] = hasCorpus
@@ -57,8 +59,8 @@ describe("example specs", () => {
     const loaded = loadSpec(path.join(ROOT, "specs", spec));
     const out = path.join(makeTempDir(), "out");
     const result = compileArtifacts({ modelFile: model, outDir: out, spec: loaded.spec, specFile: loaded.file, relocate: (error) => loaded.relocate(error) });
-    expect(result.manifest.lora.length).toBeGreaterThan(0);
-    // B starts at zero, so eval.onnx must give the base model's logits bit for bit.
+    expect(result.manifest.parameters.length).toBeGreaterThan(0);
+    // LoRA's B starts at zero and selective methods start from the base tensors, so eval.onnx must give the base model's logits bit for bit.
     const base = await openSession(model);
     const session = await openSession(path.join(out, "eval.onnx"));
     const feeds = makeFeeds(session);

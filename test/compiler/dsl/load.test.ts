@@ -6,6 +6,7 @@ import { loadModel } from "../../../compiler/ir/io";
 import { discoverModules, discoveryToJson } from "../../../compiler/match";
 import { moduleTypeDeclarations } from "../../../compiler/match/emit-types";
 import { makeTempDir, removeTempDirs } from "../../helpers/temp";
+import type { LoraMethod } from "../../../compiler/dsl/lora";
 
 afterAll(removeTempDirs);
 
@@ -77,7 +78,7 @@ describe("loadSpec", () => {
     expect(loaded.file).toBe(path.join(dir, "spec.ts"));
     expect(loaded.source).toBe(VALID);
     expect(loaded.spec.kind).toBe("peftc.spec");
-    const method = loaded.spec.methods[0];
+    const method = loaded.spec.methods[0] as LoraMethod;
     expect(method.rank).toBe(4);
     expect(method.dropout).toBe(0.05);
     expect(loaded.spec.train.optimizer.lr).toBe(2e-4);
@@ -88,7 +89,7 @@ describe("loadSpec", () => {
   it("records sites at TypeScript positions", () => {
     const dir = writeFiles({ "spec.ts": VALID });
     const loaded = loadSpec(path.join(dir, "spec.ts"));
-    const method = loaded.spec.methods[0];
+    const method = loaded.spec.methods[0] as LoraMethod;
 
     // V8 reports a call through `(0, peftc_1.lora)(...)` at its opening parenthesis.
     expect(method.site).toEqual({ file: loaded.file, ...positionOf(VALID, "({ targets") });
@@ -295,7 +296,7 @@ export default defineSpec({ methods: [lora(options)] });
     const source = loraSpec("rank: 4").replace(`select.role("attn.q")`, String.raw`select.regex(/layers\.\d+\.attn\.q$/)`);
     const dir = writeFiles({ "spec.ts": source });
     const loaded = loadSpec(path.join(dir, "spec.ts"));
-    expect(loaded.spec.methods[0].targets.term).toEqual({ kind: "regex", source: String.raw`layers\.\d+\.attn\.q$`, flags: "" });
+    expect((loaded.spec.methods[0] as LoraMethod).targets.term).toEqual({ kind: "regex", source: String.raw`layers\.\d+\.attn\.q$`, flags: "" });
   });
 
   it("reports a throwing spec with E_SPEC_EVAL at the throw", () => {
@@ -434,7 +435,7 @@ export default defineSpec({ methods: [attentionLora(RANK)], seed: SEED });
     fs.writeFileSync(path.join(dir, "lib", "shared.ts"), shared);
     const loaded = loadSpec(path.join(dir, "spec.ts"));
 
-    expect(loaded.spec.methods[0].rank).toBe(16);
+    expect((loaded.spec.methods[0] as LoraMethod).rank).toBe(16);
     expect(loaded.spec.seed).toBe(7);
     // The site of a call in the helper points into the helper's source.
     expect(loaded.spec.methods[0].site).toEqual({ file: path.join(dir, "helper.ts"), ...positionOf(helper, "({ targets") });
@@ -461,14 +462,14 @@ import { fromHelper } from "./helper";
 export default defineSpec({ methods: [lora({ targets: select.role("attn.q"), rank: calls.length + fromHelper.length })] });
 `;
     const dir = writeFiles({ "counter.ts": counter, "helper.ts": helper, "spec.ts": source });
-    expect(loadSpec(path.join(dir, "spec.ts")).spec.methods[0].rank).toBe(2);
+    expect((loadSpec(path.join(dir, "spec.ts")).spec.methods[0] as LoraMethod).rank).toBe(2);
   });
 
   it("sees changes to a spec loaded before", () => {
     const dir = writeFiles({ "spec.ts": loraSpec("rank: 4") });
-    expect(loadSpec(path.join(dir, "spec.ts")).spec.methods[0].rank).toBe(4);
+    expect((loadSpec(path.join(dir, "spec.ts")).spec.methods[0] as LoraMethod).rank).toBe(4);
     fs.writeFileSync(path.join(dir, "spec.ts"), loraSpec("rank: 12"));
-    expect(loadSpec(path.join(dir, "spec.ts")).spec.methods[0].rank).toBe(12);
+    expect((loadSpec(path.join(dir, "spec.ts")).spec.methods[0] as LoraMethod).rank).toBe(12);
   });
 });
 

@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import * as ort from "onnxruntime-node";
-import { defineSpec, lora, select, sequenceClassification } from "../../../compiler/dsl";
+import { bitfit, defineSpec, layerNormTuning, lora, select, sequenceClassification } from "../../../compiler/dsl";
 import type { Spec } from "../../../compiler/dsl/spec";
 import { compileForTest, int64Matrix } from "../../helpers/artifacts";
 import { removeTempDirs } from "../../helpers/temp";
@@ -41,12 +41,13 @@ const CASES: [string, Spec, boolean][] = [
   ["gpt2-tiny-op14.onnx", defineSpec({ methods: [lora({ targets: select.role("attn.q", "attn.v", "mlp.down"), rank: 2 })] }), false],
   ["gpt2-tiny-op17.onnx", defineSpec({ methods: [lora({ targets: select.allLinear(), rank: 2, bias: "lora_only" })] }), false],
   ["llama-tiny.onnx", defineSpec({ methods: [lora({ targets: select.allLinear(), rank: 2, train: select.path("layers.1.mlp_norm") })] }), false],
+  ["gpt2-tiny-op17.onnx", defineSpec({ methods: [bitfit(), layerNormTuning()] }), false],
   ["bert-tiny-op14.onnx", defineSpec({ methods: [lora({ targets: select.role("attn.q", "attn.v"), rank: 2 })], train: { loss: sequenceClassification({ classes: 2 }) } }), true],
   ["bert-tiny-op17.onnx", defineSpec({ methods: [lora({ targets: select.allLinear(), rank: 2, bias: "all" })], train: { loss: sequenceClassification({ classes: 2 }) } }), true],
 ];
 
 describe("whole-graph gradients", () => {
-  test.each(CASES)("%s matches central differences", async (fixture, spec, classification) => {
+  test.each(CASES)("%s matches central differences (case %#)", async (fixture, spec, classification) => {
     const artifacts = compileForTest(path.join(FIXTURES, fixture), spec);
     const params: Record<string, ort.Tensor> = {};
     artifacts.manifest.parameters.forEach((parameter, i) => {
