@@ -8,6 +8,7 @@ import type { Value } from "../ir/value";
 import { isFloatType } from "../onnx/dtype";
 import { planSegments, recomputeSegment } from "./checkpoint";
 import { GradBuilder } from "./grad-builder";
+import { GradientPartials } from "./partials";
 import { gradientRule } from "./rules";
 
 export interface BackwardOptions {
@@ -61,22 +62,10 @@ export function buildBackward(model: Model, seeds: ReadonlyMap<Value, Value>, wr
     active = activeNodes(order, seeds, dependsOnWrt);
   }
 
-  const partials = new Map<Value, Value[]>();
-  const addPartial = (value: Value, grad: Value): void => {
-    const list = partials.get(value) ?? [];
-    list.push(b.typed(grad, value));
-    partials.set(value, list);
-  };
+  const partials = new GradientPartials(b);
+  const addPartial = (value: Value, grad: Value): void => partials.add(value, grad);
   for (const [value, grad] of seeds) addPartial(value, grad);
-  const total = (value: Value): Value | undefined => {
-    const list = partials.get(value);
-    if (!list || list.length === 0) return undefined;
-    if (list.length > 1) {
-      const sum = b.typed(b.op(list.length === 2 ? "Add" : "Sum", list), value);
-      partials.set(value, [sum]);
-    }
-    return partials.get(value)![0];
-  };
+  const total = (value: Value): Value | undefined => partials.total(value);
 
   const segments = planSegments(order, checkpoints);
   const copies = new Map<Node, Node>();

@@ -7,6 +7,7 @@ import { DataType, isFloatType } from "../onnx/dtype";
 import type { GradBuilder } from "./grad-builder";
 import type { GradientContext, GradientRule } from "./rule";
 import { gradientRule } from "./rules";
+import { GradientPartials } from "./partials";
 
 /**
  * Emits the forward nodes of an op's decomposition into default-domain ops.
@@ -81,19 +82,10 @@ function reversePass(b: GradBuilder, nodes: readonly Node[], seeds: ReadonlyMap<
     if (node.inputs.some((input) => input !== undefined && reached.has(input))) for (const output of node.outputs) if (isFloat(output)) reached.add(output);
   }
 
-  const partials = new Map<Value, Value[]>();
-  const addPartial = (value: Value, grad: Value): void => {
-    const list = partials.get(value) ?? [];
-    list.push(b.typed(grad, value));
-    partials.set(value, list);
-  };
+  const partials = new GradientPartials(b);
+  const addPartial = (value: Value, grad: Value): void => partials.add(value, grad);
   for (const [value, grad] of seeds) addPartial(value, grad);
-  const total = (value: Value): Value | undefined => {
-    const list = partials.get(value);
-    if (!list || list.length === 0) return undefined;
-    if (list.length > 1) partials.set(value, [b.typed(b.op(list.length === 2 ? "Add" : "Sum", list), value)]);
-    return partials.get(value)![0];
-  };
+  const total = (value: Value): Value | undefined => partials.total(value);
 
   for (let i = nodes.length - 1; i >= 0; i--) {
     const node = nodes[i];

@@ -2,7 +2,7 @@ import { PeftcError } from "../../errors";
 import type { Value } from "../../ir/value";
 import { unbroadcast } from "../broadcast";
 import type { GradientRule } from "../rule";
-import { transposeLast } from "./matmul";
+import { matMulRanks, transposeLast } from "./matmul";
 
 /**
  * com.microsoft::FusedMatMul: Y = alpha · A'·B' with A' = Aᵀ when transA and
@@ -14,15 +14,10 @@ export const fusedMatMul: GradientRule = (context) => {
   const { b, node } = context;
   const dy = context.outputGrads[0]!;
   const [a, w] = node.inputs as Value[];
-  const rankA = b.rank(a);
-  const rankB = b.rank(w);
-  const outputDims = b.dims(node.outputs[0]);
   if (node.getInt("transBatchA", 0) !== 0 || node.getInt("transBatchB", 0) !== 0) {
     throw new PeftcError("E_UNKNOWN_DOMAIN", `FusedMatMul node "${node.name}": the gradient of transBatchA and transBatchB is not implemented. Export the model without onnxruntime's FusedMatMul fusion.`, { node: node.name });
   }
-  if (rankA === undefined || rankB === undefined || rankA < 2 || rankB < 2 || !outputDims) {
-    throw new PeftcError("E_SHAPE_INFERENCE", `FusedMatMul node "${node.name}": the gradient needs both operands' ranks (at least 2), but shape inference gives ${rankA ?? "unknown"} and ${rankB ?? "unknown"}.`, { node: node.name });
-  }
+  const { rankA, rankB, outputDims } = matMulRanks(b, node);
   const alpha = node.getFloat("alpha", 1)!;
   const transA = node.getInt("transA", 0) === 1;
   const transB = node.getInt("transB", 0) === 1;

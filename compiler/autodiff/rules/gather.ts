@@ -38,18 +38,22 @@ function oneHot(b: GradBuilder, indices: Value, size: Value, dtype: number): Val
  * temporary. Negative indices wrap as Gather reads them. Indices get no
  * gradient.
  */
+/** Reads what both gather rules need: the normalized axis, its runtime size and the indices with negatives wrapped. */
+function gatheredAxis(b: GradBuilder, node: Node): { data: Value; indices: Value; rank: number; axis: number; dtype: number; size: Value; wrapped: Value } {
+  const [data, indices] = node.inputs as Value[];
+  const rank = requireRank(b, node, data, "data");
+  const rawAxis = node.getInt("axis", 0);
+  const axis = rawAxis < 0 ? rawAxis + rank : rawAxis;
+  const size = b.op("Gather", [b.shape(data), b.intScalar(axis)]);
+  return { data, indices, rank, axis, dtype: b.dtype(data), size, wrapped: wrapNegativeIndices(b, indices, size) };
+}
+
 export const gather: GradientRule = (context) => {
   if (!context.needsGrad(0)) return [];
   const { b, node } = context;
-  const [data, indices] = node.inputs as Value[];
-  const rank = requireRank(b, node, data, "data");
+  const { data, indices, rank, axis, dtype, size, wrapped } = gatheredAxis(b, node);
   const indexRank = requireRank(b, node, indices, "indices");
-  const rawAxis = node.getInt("axis", 0);
-  const axis = rawAxis < 0 ? rawAxis + rank : rawAxis;
   const dy = context.outputGrads[0]!;
-  const dtype = b.dtype(data);
-  const size = b.op("Gather", [b.shape(data), b.intScalar(axis)]);
-  const wrapped = wrapNegativeIndices(b, indices, size);
 
   // dy's axes are [data axes before a, index axes, data axes after a], and the index axes go first.
   const range = (start: number, end: number): number[] => Array.from({ length: end - start }, (_, i) => start + i);
@@ -80,14 +84,8 @@ export const gather: GradientRule = (context) => {
 export const gatherElements: GradientRule = (context) => {
   if (!context.needsGrad(0)) return [];
   const { b, node } = context;
-  const [data, indices] = node.inputs as Value[];
-  const rank = requireRank(b, node, data, "data");
-  const rawAxis = node.getInt("axis", 0);
-  const axis = rawAxis < 0 ? rawAxis + rank : rawAxis;
+  const { data, indices, rank, axis, dtype, size, wrapped } = gatheredAxis(b, node);
   const dy = context.outputGrads[0]!;
-  const dtype = b.dtype(data);
-  const size = b.op("Gather", [b.shape(data), b.intScalar(axis)]);
-  const wrapped = wrapNegativeIndices(b, indices, size);
 
   if (b.opset >= SCATTER_ADD_OPSET) {
     const zeros = zerosOfShape(b, b.shape(data), dtype);

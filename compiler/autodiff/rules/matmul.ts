@@ -1,5 +1,7 @@
 import { PeftcError } from "../../errors";
 import { attr } from "../../ir/attribute";
+import type { Node } from "../../ir/node";
+import type { Dim } from "../../ir/types";
 import type { Value } from "../../ir/value";
 import { unbroadcast } from "../broadcast";
 import type { GradBuilder } from "../grad-builder";
@@ -10,6 +12,17 @@ export function transposeLast(b: GradBuilder, x: Value, rank: number): Value {
   const perm = Array.from({ length: rank }, (_, i) => i);
   [perm[rank - 2], perm[rank - 1]] = [perm[rank - 1], perm[rank - 2]];
   return b.op("Transpose", [x], [attr.ints("perm", perm)]);
+}
+
+/** Reads the operand ranks and output shape a batched matmul's gradient needs; both operands must have at least 2 axes. */
+export function matMulRanks(b: GradBuilder, node: Node): { rankA: number; rankB: number; outputDims: Dim[] } {
+  const rankA = b.rank(node.inputs[0]!);
+  const rankB = b.rank(node.inputs[1]!);
+  const outputDims = b.dims(node.outputs[0]);
+  if (rankA === undefined || rankB === undefined || rankA < 2 || rankB < 2 || !outputDims) {
+    throw new PeftcError("E_SHAPE_INFERENCE", `${node.opType} node "${node.name}": the gradient needs both operands' ranks (at least 2), but shape inference gives ${rankA ?? "unknown"} and ${rankB ?? "unknown"}.`, { node: node.name });
+  }
+  return { rankA, rankB, outputDims };
 }
 
 /**
@@ -23,12 +36,7 @@ export const matMul: GradientRule = (context) => {
   const { b, node } = context;
   const dy = context.outputGrads[0]!;
   const [a, w] = node.inputs as Value[];
-  const rankA = b.rank(a);
-  const rankB = b.rank(w);
-  const outputDims = b.dims(node.outputs[0]);
-  if (rankA === undefined || rankB === undefined || rankA < 2 || rankB < 2 || !outputDims) {
-    throw new PeftcError("E_SHAPE_INFERENCE", `MatMul node "${node.name}": the gradient needs both operands' ranks (at least 2), but shape inference gives ${rankA ?? "unknown"} and ${rankB ?? "unknown"}.`, { node: node.name });
-  }
+  const { rankA, rankB, outputDims } = matMulRanks(b, node);
   const batch = outputDims.slice(0, -2);
   const dimsA = b.dims(a)!;
   const dimsB = b.dims(w)!;
@@ -64,8 +72,10 @@ export const gemm: GradientRule = (context) => {
   const scaled = alpha === 1 ? dy : b.op("Mul", [dy, b.scalar(alpha, dtype)]);
   const gemm = (x: Value, y: Value, tx: boolean, ty: boolean): Value => b.op("Gemm", [x, y], [attr.int("transA", tx ? 1 : 0), attr.int("transB", ty ? 1 : 0)]);
   // dA' = dY·B'ᵀ, and dA is its transpose when A was read transposed; likewise for B.
-  const da = context.needsGrad(0) ? (transA ? gemm(w!, scaled, transB, true) : gemm(scaled, w!, false, !transB)) : undefined;
-  const dw = context.needsGrad(1) ? (transB ? gemm(scaled, a!, true, transA) : gemm(a!, scaled, !transA, false)) : undefined;
+  let da: Value | undefined;
+  let dw: Value | undefined;
+  if (context.needsGrad(0)) da = transA ? gemm(w!, scaled, transB, true) : gemm(scaled, w!, false, !transB);
+  if (context.needsGrad(1)) dw = transB ? gemm(scaled, a!, true, transA) : gemm(a!, scaled, !transA, false);
   let dc: Value | undefined;
   if (c && context.needsGrad(2)) {
     const scaledC = beta === 1 ? dy : b.op("Mul", [dy, b.scalar(beta, dtype)]);
