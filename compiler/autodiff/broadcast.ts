@@ -8,10 +8,10 @@ import type { GradBuilder } from "./grad-builder";
 /**
  * Undoes numpy broadcasting for a gradient: sums `grad` (of shape
  * `outputDims`, the broadcast shape) over the axes along which `input` was
- * broadcast, and brings it to `input`'s shape. Axes are
- * read from the static shapes where they decide it (a leading axis the
- * input lacks, a literal 1 against anything else); when a dim is unknown,
- * the axes are computed at run time from both shapes, so symbolic dims that
+ * broadcast, and brings it to `input`'s shape. Axes are read from the
+ * static shapes where they decide it: a leading axis the input lacks, or a
+ * literal 1 against anything else. When a dim is unknown, the axes are
+ * computed at run time from both shapes, so symbolic dims that
  * turn out to be 1 are still summed.
  */
 export function unbroadcast(b: GradBuilder, grad: Value, input: Value, outputDims: readonly Dim[] | undefined): Value {

@@ -4,14 +4,14 @@ import type { Value } from "../ir/value";
 import type { GradBuilder } from "./grad-builder";
 
 /**
- * Activation checkpointing: the forward graph is cut into segments at
- * given values (the residual stream entering each transformer layer), and
- * the backward pass of each segment reads a copy of the segment's forward
- * nodes, recomputed from its start value when the backward pass reaches it.
- * The forward pass's own intermediates are then dead right after their
- * forward use, so onnxruntime frees them, and only the segment starts, the
- * values from outside the segments (masks, rotary tables) and dropout masks
- * live across the whole step.
+ * Segments of activation checkpointing. The forward graph is cut at given
+ * values (the residual stream entering each transformer layer). The
+ * backward pass of each segment reads a copy of its forward nodes,
+ * recomputed from its start value when the backward pass reaches it. The
+ * forward pass's own intermediates are then dead right after their forward
+ * use, so onnxruntime frees them. Only the segment starts, values from
+ * outside the segments (masks, rotary tables) and dropout masks live across
+ * the whole step.
  */
 export interface Segments {
   /** Segment index of each node inside a segment. */
@@ -66,11 +66,11 @@ function ancestorNodes(value: Value): Set<Node> {
 
 /**
  * Emits a copy of a segment's forward nodes that reads `start` through a
- * zero derived from `trigger` (the gradient at the segment's end), so the
- * copy runs only once the backward pass gets there and graph optimizers
- * cannot merge it with the original. Dropout is not rerun: the copy
- * reapplies the forward pass's mask, so both passes see the same units
- * dropped. Returns the copy of each node.
+ * zero derived from `trigger`, the gradient at the segment's end. The copy
+ * therefore runs only once the backward pass gets there, and graph
+ * optimizers cannot merge it with the original. Dropout is not rerun: the
+ * copy reapplies the forward pass's mask, so both passes drop the same
+ * units. Returns the copy of each node.
  */
 export function recomputeSegment(b: GradBuilder, nodes: readonly Node[], start: Value, trigger: Value): Map<Node, Node> {
   // Shape(trigger) waits for the gradient but never reads its values, so an infinite gradient cannot poison the copy.

@@ -37,13 +37,13 @@ export class GradBuilder {
     return [...node.outputs];
   }
 
-  /** A scalar constant of `dtype`, shared by value. */
+  /** Returns a scalar constant of `dtype`, shared by value. */
   scalar(value: number, dtype: DataType): Value {
     return this.constant(`${dtype}:${value}`, () => Tensor.fromArray(`${this.prefix}/const`, dtype, [], dtype === DataType.DOUBLE ? Float64Array.of(value) : Float32Array.of(value)));
   }
 
   /**
-   * A 1-D int64 constant, shared by value, for shapes, axes and indices.
+   * Returns a 1-D int64 constant, shared by value, for shapes, axes and indices.
    * Values past ±2^62 are clamped there: they can only be "to the end"
    * sentinels such as a Slice end of 2^63 - 1, which a double rounds up to
    * 2^63 and int64 cannot hold.
@@ -53,7 +53,7 @@ export class GradBuilder {
     return this.constant(`ints:${clamped.join(",")}`, () => Tensor.fromArray(`${this.prefix}/ints`, DataType.INT64, [clamped.length], BigInt64Array.from(clamped.map(BigInt))));
   }
 
-  /** A 0-D int64 constant. */
+  /** Returns a 0-D int64 constant. */
   intScalar(value: number): Value {
     return this.constant(`int:${value}`, () => Tensor.fromArray(`${this.prefix}/int`, DataType.INT64, [], BigInt64Array.of(BigInt(value))));
   }
@@ -67,7 +67,7 @@ export class GradBuilder {
     return value;
   }
 
-  /** The runtime shape of `value`, one Shape node per value. */
+  /** Returns the runtime shape of `value`, with one Shape node per value. */
   shape(value: Value): Value {
     let shape = this.shapes.get(value);
     if (!shape) {
@@ -78,9 +78,9 @@ export class GradBuilder {
   }
 
   /**
-   * The element type of a value, from shape inference or `typed`. Values a
-   * rule just made are untyped, so rules read types from forward values;
-   * asking for an untyped value's type is a bug and throws.
+   * Returns the element type of a value, from shape inference or `typed`.
+   * Values a rule just made are untyped, so rules read types from forward
+   * values. Asking for an untyped value's type is a bug and throws.
    */
   dtype(value: Value): DataType {
     if (value.type?.kind === "tensor") return value.type.elemType;
@@ -88,7 +88,7 @@ export class GradBuilder {
     throw new PeftcError("E_IR_INVARIANT", `backward pass: the element type of "${value.name}" is unknown. A gradient rule must read types from forward values; please report this.`, { value: value.name });
   }
 
-  /** The static shape of a value, from shape inference. */
+  /** Returns the static shape of a value, from shape inference. */
   dims(value: Value): Dim[] | undefined {
     return value.type?.kind === "tensor" ? value.type.shape : undefined;
   }

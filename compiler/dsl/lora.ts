@@ -3,10 +3,10 @@ import { OptionReader } from "./options";
 import { type Selector, type SelectorLike, toSelector } from "./selector";
 import { type SourceSite, captureSite } from "./site";
 
-/** How LoRA's A matrix starts; B always starts at zero, so the adapted model starts equal to the base model. */
+/** Initialisation of LoRA's A matrix. B always starts at zero, so the adapted model starts equal to the base model. */
 export type LoraInit = "kaiming" | "gaussian";
 
-/** Which existing biases train along with LoRA, as PEFT's `bias` option. */
+/** Existing biases that train along with LoRA, as PEFT's `bias` option. */
 export type BiasTraining = "none" | "all" | "lora_only";
 
 /** Options of `lora()`. Defaults follow Hugging Face PEFT's `LoraConfig`. */
@@ -54,7 +54,7 @@ export interface LoraMethod {
   readonly init: LoraInit;
   readonly bias: BiasTraining;
   readonly train: Selector | undefined;
-  /** Where the spec called `lora(...)`. */
+  /** Spec position of the `lora(...)` call. */
   readonly site: SourceSite | undefined;
 }
 

@@ -44,7 +44,7 @@ function evaluate(term: SelectorTerm, targets: readonly Target[]): Set<Target> {
     case "name": {
       const patterns = term.patterns.map((pattern) => globToRegExp(pattern, "./"));
       // A part shares its fused module's names, so a name selects the module
-      // and its parts; collapseParts keeps the whole module unless another
+      // and its parts. collapseParts keeps the whole module unless another
       // selector narrows the match to parts (`select.role("attn.q").and(name)`).
       return keep((target) => {
         const names = [target.originalName, ...dotSuffixes(target.torchName)];

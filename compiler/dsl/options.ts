@@ -60,7 +60,7 @@ export class OptionReader {
     return value as T;
   }
 
-  /** A map from path glob to number, as PEFT's rank_pattern and alpha_pattern. */
+  /** Reads a map from path glob to number, as PEFT's rank_pattern and alpha_pattern. */
   patternMap(record: Record<string, unknown>, key: string, rule: NumberRule): Map<string, number> {
     const value = record[key];
     const result = new Map<string, number>();

@@ -43,7 +43,7 @@ export class Selector {
   /** @internal */
   constructor(
     readonly term: SelectorTerm,
-    /** Where the spec made this selector, for errors about what it matched. */
+    /** Spec position of the call that made this selector, for errors about its matches. */
     readonly site: SourceSite | undefined,
     /** Property path of a selector written as a plain glob, list or regular expression in a method's options (`["targets"]`); empty for select.* calls. */
     readonly option: readonly string[] = [],
@@ -87,7 +87,7 @@ export class Selector {
     }
   }
 
-  /** The selector as it would be written in a spec, for messages. */
+  /** Formats the selector as a spec would write it, for messages. */
   toString(): string {
     const term = this.term;
     const quoted = (items: readonly (string | number)[]): string => items.map((item) => JSON.stringify(item)).join(", ");
@@ -256,7 +256,7 @@ export const select = {
     return new Selector({ kind: "layers", layers: [...new Set(layers)].sort((a, b) => a - b) }, site);
   },
 
-  /** Every linear layer except the output head, as PEFT's `target_modules="all-linear"`. */
+  /** Selects every linear layer except the output head, as PEFT's `target_modules="all-linear"`. */
   allLinear(): Selector {
     return new Selector({ kind: "allLinear" }, captureSite());
   },

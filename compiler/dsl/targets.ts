@@ -14,9 +14,9 @@ export interface Target {
   role: Role | null;
   layer: number | null;
   kind: ModuleKind;
-  /** The module, or for a part, the fused projection that holds it. */
+  /** The module, or for a part, the fused projection that contains it. */
   module: DiscoveredModule;
-  /** Which part of a fused QKV projection; absent for a whole module. */
+  /** Part of a fused QKV projection, absent for a whole module. */
   part?: QkvPart;
   /** The exporter's initializer or node name of the module. */
   originalName: string;

@@ -30,12 +30,12 @@ export interface RegressionLoss {
 
 export type Loss = CausalLmLoss | MaskedLmLoss | ClassificationLoss | RegressionLoss;
 
-/** The causal language-modelling loss, the default. */
+/** Makes the causal language-modelling loss, the default for decoders. */
 export function causalLM(): CausalLmLoss {
   return brand({ loss: "causal_lm", site: captureSite() });
 }
 
-/** The masked language-modelling loss (BERT). */
+/** Makes the masked language-modelling loss (BERT). */
 export function maskedLM(): MaskedLmLoss {
   return brand({ loss: "masked_lm", site: captureSite() });
 }

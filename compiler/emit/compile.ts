@@ -34,7 +34,7 @@ import { countBaseParameters, trainableSummary } from "./trainable-summary";
 export interface CompileOptions {
   modelFile: string;
   outDir: string;
-  /** The spec; may be null when an adapter folder alone says what to add. */
+  /** The spec, or null when an adapter folder alone defines what to add. */
   spec: Spec | null;
   /** The spec's file, named in the manifest. */
   specFile?: string | null;
@@ -242,7 +242,7 @@ function checkSameParameters(first: PeftGraph, second: PeftGraph, kind: string):
 /**
  * Weight decay applies to new tensors and to unfrozen weights, but not to
  * biases and norm weights, as PyTorch fine-tuning recipes group them,
- * unless the spec's `decayBiasesAndNorms` asks for it.
+ * unless the spec sets `decayBiasesAndNorms`.
  */
 function decayRule(discovery: Discovery, settings: TrainSettings): (parameter: TrainableParameter) => boolean {
   const normWeights = new Set(discovery.modules.filter((module) => module.kind === "norm").flatMap((module) => [module.weight?.value.name, module.bias?.value.name]));

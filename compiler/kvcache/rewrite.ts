@@ -119,9 +119,9 @@ function withPast(b: GradBuilder, current: Value, past: Value, presentName: stri
 /**
  * Finds the keys (operand 1 of the scores MatMul) or values (operand 1 of
  * the context MatMul) with one entry per key/value head, [batch, kv_heads,
- * sequence, head_dim]: through the Transpose that turns keys to [batch,
- * heads, head_dim, sequence] and the Unsqueeze, Expand, Reshape with which
- * grouped-query attention repeats heads. Keys transposed straight from
+ * sequence, head_dim]. The walk goes back through the Transpose that turns
+ * keys to [batch, heads, head_dim, sequence], and through the Unsqueeze,
+ * Expand, Reshape with which grouped-query attention repeats heads. Keys transposed straight from
  * [batch, sequence, heads, head_dim] (perm [0, 2, 3, 1], PyTorch's GPT-2)
  * are split into two transposes, so the cache sits between them.
  */
@@ -163,10 +163,11 @@ function moveNodeBefore(b: GradBuilder, anchor: Node, values: Value[]): void {
 }
 
 /**
- * Replaces a decomposed core with MultiHeadAttention: the query goes in as
- * [batch, sequence, heads · head_dim], the (cached, repeated) keys and
- * values as [batch, heads, total, head_dim], the mask as attention_bias,
- * and the scale is read from the Div or Mul that scaled the scores. The
+ * Replaces a decomposed core with MultiHeadAttention. The query goes in as
+ * [batch, sequence, heads · head_dim], the cached and repeated keys and
+ * values as [batch, heads, total, head_dim], and the mask as
+ * attention_bias. The scale is read from the Div or Mul that scaled the
+ * scores. The
  * output is brought back to [batch, heads, sequence, head_dim] for the
  * nodes that merged the heads.
  */

@@ -38,7 +38,7 @@ function inverseFrequencies(cos: Node): Float32Array | undefined {
 /**
  * Replaces the rotary tables of a graph without a cache, computed from
  * positions 0..sequence-1, with tables for per-row `positions`
- * [batch, sequence]: each Mul that applies a Cos or Sin table to the
+ * [batch, sequence]. Each Mul that applies a Cos or Sin table to the
  * queries or keys reads a [batch, 1, sequence, rotary_dim] table instead,
  * which broadcasts over the heads. `form` is the discovered rotary form:
  * rotate_half tables repeat the frequencies as cat(f, f), interleaved ones

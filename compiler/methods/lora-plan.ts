@@ -18,7 +18,7 @@ export interface LoraPlan {
   method: LoraMethod | null;
 }
 
-/** The scale of the LoRA update: alpha / r, or alpha / sqrt(r) for rank-stabilized LoRA. */
+/** Returns the scale of the LoRA update: alpha / r, or alpha / sqrt(r) for rank-stabilized LoRA. */
 export function loraScale(alpha: number, rank: number, rsLora: boolean): number {
   return rsLora ? alpha / Math.sqrt(rank) : alpha / rank;
 }

@@ -35,10 +35,10 @@ export interface LoraInsertOptions {
  * ([in, out] or [out, in] through a Transpose) does not matter here.
  *
  * The plans of one fused QKV projection that adapt only some of its parts
- * share one branch: the parts' A rows are stacked into one [ΣR, in] product,
+ * share one branch. The parts' A rows are stacked into one [ΣR, in] product,
  * and a [ΣR, out] matrix puts each part's scaled B on that part's output rows
- * with zeros elsewhere, so the update costs one extra matmul pair per module
- * whatever the layout.
+ * with zeros elsewhere. The update therefore costs one extra matmul pair per
+ * module whatever the layout.
  */
 export function insertLora(model: Model, plans: readonly LoraPlan[], options: LoraInsertOptions): { parameters: TrainableParameter[]; records: LoraRecord[]; warnings: SpecWarning[] } {
   const groups = new Map<DiscoveredModule, LoraPlan[]>();
@@ -165,7 +165,7 @@ class BranchBuilder {
 
   constructor(
     private readonly graph: Graph,
-    /** Where the first node goes; each later node follows the one before it. */
+    /** Position of the first node. Each later node follows the one before it. */
     private readonly start: Position,
     private readonly path: string,
   ) {}
@@ -203,9 +203,10 @@ class BranchBuilder {
 
   /**
    * Widens a part's [rank, part rows] block to [rank, fused rows] with zeros
-   * on the other parts' rows. Contiguous layouts are one group; interleaved
-   * ones repeat [q, k, v] rows per head group, so the block is reshaped to
-   * [rank, groups, rows per group], concatenated per group, and flattened.
+   * on the other parts' rows. A contiguous layout is one group. An
+   * interleaved one repeats [q, k, v] rows per head group, so the block is
+   * reshaped to [rank, groups, rows per group], concatenated per group, and
+   * flattened.
    */
   placeOnRows(block: Value, rank: number, part: QkvPart, module: DiscoveredModule, dtype: DataType): Value {
     const layout = module.qkvLayout!;

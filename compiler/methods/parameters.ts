@@ -16,7 +16,7 @@ export interface TrainableParameter {
   shape: number[];
   /** ONNX dtype name, such as "float32". */
   dtype: string;
-  /** How the initial values were made, such as "kaiming_uniform(a=sqrt(5))", "zeros" or "base". */
+  /** Origin of the initial values, such as "kaiming_uniform(a=sqrt(5))", "zeros" or "base". */
   init: string;
   /** Canonical path of the module the tensor belongs to. */
   module: string;

@@ -6,14 +6,14 @@ import { GradBuilder } from "../autodiff/grad-builder";
 import type { Optimizer } from "../dsl/training";
 import { DataType } from "../onnx/dtype";
 
-/** A trainable tensor as the optimizer step sees it. */
+/** A trainable tensor as the optimizer step reads it. */
 export interface StepParameter {
   name: string;
   value: Value;
   grad: Value;
   shape: number[];
   dtype: DataType;
-  /** Applies weight decay; off for biases and norm weights unless the spec asks. */
+  /** Whether weight decay applies, which is off for biases and norm weights unless the spec sets `decayBiasesAndNorms`. */
   decay: boolean;
 }
 

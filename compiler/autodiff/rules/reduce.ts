@@ -33,7 +33,7 @@ export const reduceSum: GradientRule = (context) => {
   return [spread(context.b, context.node, context.outputGrads[0]!).grad];
 };
 
-/** The mean's gradient is the sum's divided by the number of elements averaged, taken from the shapes at run time. */
+/** Divides the sum's gradient by the number of elements averaged, taken from the shapes at run time. */
 export const reduceMean: GradientRule = (context) => {
   if (!context.needsGrad(0)) return [];
   const { b, node } = context;

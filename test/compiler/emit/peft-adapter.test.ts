@@ -401,7 +401,7 @@ describe("fused QKV parts", () => {
   });
 
   it("exports interleaved parts as one equivalent LoRA", () => {
-    // 2 groups, head_dim 2; each group holds its q, k and v rows: [q0 q0 k0 k0 v0 v0 q1 q1 k1 k1 v1 v1].
+    // 2 groups, head_dim 2; each group contains its q, k and v rows: [q0 q0 k0 k0 v0 v0 q1 q1 k1 k1 v1 v1].
     const qkv: QkvLayout = { layout: "interleaved", order: ["q", "k", "v"], widths: { q: 2, k: 2, v: 2 }, groups: 2, headDim: 2, message: null };
     const records = (["q", "k", "v"] as QkvPart[]).map((part, i) => loraRecord("h.0.self_attention.query_key_value", { part, qkv, rank: 1 + i, alpha: 4 + i, inFeatures, outFeatures: 4 }));
     const partOffset: Record<QkvPart, number> = { q: 0, k: 2, v: 4 };
@@ -410,7 +410,7 @@ describe("fused QKV parts", () => {
   });
 
   it("exports interleaved parts of unequal widths with rsLora", () => {
-    // Grouped-query layout: each of 2 groups holds 4 q rows, then 2 k rows, then 2 v rows.
+    // Grouped-query layout: each of 2 groups contains 4 q rows, then 2 k rows, then 2 v rows.
     const qkv: QkvLayout = { layout: "interleaved", order: ["q", "k", "v"], widths: { q: 4, k: 2, v: 2 }, groups: 2, headDim: 2, message: null };
     const records = [
       loraRecord("m.qkv", { part: "q", qkv, rank: 2, alpha: 8, rsLora: true, inFeatures, outFeatures: 8 }),

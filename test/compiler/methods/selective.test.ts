@@ -66,7 +66,7 @@ describe("selective methods", () => {
       params = Object.fromEntries(Object.keys(params).map((name) => [name, outputs[`${name}.new`] as ort.Tensor]));
       state = Object.fromEntries(Object.keys(state).map((name) => [name, outputs[`${name}.new`] as ort.Tensor]));
     }
-    // Biases and norms move the loss slowly: measured 6.22 → 5.45 after 40 steps; the test asks for 0.5.
+    // Biases and norms move the loss slowly: measured 6.22 → 5.45 after 40 steps; the test requires a fall of 0.5.
     expect(losses[39]).toBeLessThan(losses[0] - 0.5);
   });
 });

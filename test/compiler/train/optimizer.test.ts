@@ -57,7 +57,10 @@ async function runSteps(settings: TrainSettings): Promise<{ actual: number[][]; 
   const session = await openSession(file);
   const current = [[...P], [...BIAS]];
   const reference = [[...P], [...BIAS]];
-  const stateCount = settings.optimizer.optimizer === "adamw" ? 2 : settings.optimizer.momentum > 0 ? 1 : 0;
+  // AdamW keeps two moments, SGD one momentum buffer when momentum is on.
+  const optimizer = settings.optimizer;
+  let stateCount = 2;
+  if (optimizer.optimizer === "sgd") stateCount = optimizer.momentum > 0 ? 1 : 0;
   const referenceState = reference.map((values) => Array.from({ length: stateCount }, () => values.map(() => 0)));
   let feedsState: Record<string, ort.Tensor> = {};
   for (const [index, name] of ["w", "b"].entries()) {

@@ -11,7 +11,7 @@ const MODEL_DIR = path.join(CORPUS_DIR, "aidreams260K");
 
 const run = runPeftc;
 
-/** A style the base model never saw: short robot weather reports, one per line. */
+/** Writes rows in a style the base model never saw: short robot weather reports, one per line. */
 function reports(count: number, offset: number): string {
   const colors = ["purple", "silver", "amber", "green", "cobalt", "scarlet"];
   const things = ["rain", "snow", "fog", "wind", "hail", "sun"];
@@ -53,7 +53,7 @@ function evalLoss(stdout: string): number {
     expect(trained.status).toBe(0);
     const after = await run("eval", out, "--data", heldOut, "--tokenizer", tokenizer, "--params", path.join(work, "run", "params.safetensors"));
     expect(after.status).toBe(0);
-    // Measured: 5.27 before and 0.58 after 30 steps (Node 20, onnxruntime-node 1.31 CPU); the test asks for half.
+    // Measured: 5.27 before and 0.58 after 30 steps (Node 20, onnxruntime-node 1.31 CPU); the test requires half.
     expect(evalLoss(after.stdout)).toBeLessThan(evalLoss(before.stdout) / 2);
   });
 });
