@@ -1,6 +1,10 @@
 import { types } from "node:util";
 import { isBranded } from "./brand";
+import type { AdapterMethod } from "./adapter";
+import type { Ia3Method } from "./ia3";
 import type { LoraMethod } from "./lora";
+import type { PrefixTuningMethod } from "./prefix-tuning";
+import type { PromptTuningMethod } from "./prompt-tuning";
 import type { SelectiveMethod } from "./selective";
 import { OptionReader } from "./options";
 import { describeValue } from "./selector";
@@ -9,7 +13,7 @@ import { SpecError } from "./spec-error";
 import { type Loss, type Optimizer, adamw, causalLM } from "./training";
 
 /** A PEFT method of a spec, as made by `lora(...)` and the other method functions. */
-export type Method = LoraMethod | SelectiveMethod;
+export type Method = LoraMethod | SelectiveMethod | AdapterMethod | Ia3Method | PromptTuningMethod | PrefixTuningMethod;
 
 /** Training settings of `defineSpec`. */
 export interface TrainOptions {
@@ -75,7 +79,16 @@ export interface Spec {
 }
 
 /** Method names, and the DSL function that makes each. */
-const METHOD_FUNCTIONS: Record<string, string> = { lora: "lora", bitfit: "bitfit", layernorm: "layerNormTuning", unfreeze: "unfreeze" };
+const METHOD_FUNCTIONS: Record<Method["method"], string> = {
+  lora: "lora",
+  bitfit: "bitfit",
+  layernorm: "layerNormTuning",
+  unfreeze: "unfreeze",
+  adapter: "adapter",
+  ia3: "ia3",
+  prompt: "promptTuning",
+  prefix: "prefixTuning",
+};
 const METHOD_NAMES = Object.keys(METHOD_FUNCTIONS);
 
 /** Declares a PEFT spec; a spec file's default export is its result. */

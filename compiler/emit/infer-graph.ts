@@ -4,7 +4,8 @@ import { loadModel } from "../ir/io";
 import { inferShapes } from "../ir/infer";
 import type { Model } from "../ir/model";
 import { validateModel } from "../ir/validate";
-import { addKvCache, hasKvCache } from "../kvcache/rewrite";
+import { addKvCache, fuseAttentionCores, hasKvCache } from "../kvcache/rewrite";
+import type { Method } from "../dsl/spec";
 import { mergeIntoWeights } from "../kvcache/merge";
 import { type Discovery, discoverModules } from "../match/discover";
 import { hasCausalAttention } from "../kvcache/causal";
@@ -32,34 +33,44 @@ export function isDecoder(model: Model, discovery: Pick<Discovery, "attention">)
   return hasKvCache(model) || hasCausalAttention(model, discovery);
 }
 
+/** Method kinds whose trained values `mergeIntoWeights` folds into the base weights. */
+const MERGED_METHODS: ReadonlySet<Method["method"]> = new Set(["lora", "bitfit", "layernorm", "unfreeze"]);
+
 /**
  * Builds infer.onnx: the model with a KV cache (kept when the export has
- * one, added otherwise) and the spec's methods in evaluation mode. With
- * `mergeAdapters`, LoRA is folded into the base weights (from the values in
- * `trained`, the initial ones or an adapter's) and the graph has no
- * parameter inputs; otherwise the trainable tensors are graph inputs, as in
- * eval.onnx, so a caller can switch adapters per run.
+ * one, added otherwise) and the spec's methods in evaluation mode. Methods
+ * that change modules go in before the cache rewrite; prompt and prefix
+ * tuning, which change what the cache holds, after it. With
+ * `mergeAdapters`, LoRA and the trained existing tensors are folded into
+ * the base weights (from the values in `trained`: the initial ones or an
+ * adapter's) and the other methods stay as they are; otherwise the
+ * trainable tensors are graph inputs, as in eval.onnx, so a caller can
+ * switch adapters per run.
  */
 export function buildInferGraph(options: CompileOptions, trained: PeftGraph): InferGraph {
   const model = loadModel(options.modelFile);
   const discovery = discoverModules(model);
-  let merged: string[] = [];
-  if (options.spec?.inference.mergeAdapters) {
-    merged = mergeIntoWeights(model, trained.lora, trained.parameters);
-  } else {
-    const adapter: AdapterPlans | null = options.adapterDir ? adapterPlans(options.adapterDir, discovery) : null;
+  const merge = options.spec?.inference.mergeAdapters ?? false;
+  const fused = options.spec?.inference.fusedAttention ?? false;
+  const merged = merge ? mergeIntoWeights(model, trained.lora, trained.parameters) : [];
+  const adapter: AdapterPlans | null = options.adapterDir && !merge ? adapterPlans(options.adapterDir, discovery) : null;
+  const shared = { mode: "eval" as const, modelFile: options.modelFile, values: new Map(trained.parameters.map((parameter) => [parameter.name, parameter.tensor])), skip: merge ? MERGED_METHODS : undefined };
+  const apply = (stage: "modules" | "sequence"): void => {
     try {
-      applySpec(model, discovery, options.spec, { mode: "eval", extraLora: options.spec ? [] : adapter!.plans, initialLora: adapter?.values });
+      applySpec(model, discovery, options.spec, { ...shared, stage, cached: stage === "sequence", extraLora: options.spec || !adapter ? [] : adapter.plans, initialLora: adapter?.values });
     } catch (error) {
       if (isSpecError(error)) options.relocate?.(error);
       throw error;
     }
-  }
+  };
+  apply("modules");
   if (!hasKvCache(model)) {
-    addKvCache(model, discovery, { fusedAttention: options.spec?.inference.fusedAttention ?? false });
-  } else if (options.spec?.inference.fusedAttention) {
+    addKvCache(model, discovery);
+  } else if (fused) {
     throw new PeftcError("E_SPEC_MODEL", `${options.modelFile}: fusedAttention applies to graphs peftc gives a cache; this export has its own cache and attention, which stay as they are. Remove the option.`, { file: options.modelFile });
   }
+  apply("sequence");
+  if (fused) fuseAttentionCores(model, discovery);
   validateModel(model);
   return { model, merged };
 }

@@ -37,18 +37,10 @@ export function hasKvCache(model: Model): boolean {
  * grouped-query heads are repeated) and the values are concatenated after
  * the past ones, and the scores get a mask offset by the past length. Rotary
  * tables and learned positions are recomputed for per-row positions. A past
- * of length 0 is the prefill step.
+ * of length 0 is the prefill step. `fuseAttentionCores` can then swap the
+ * decomposed cores for a fused kernel.
  */
-export interface KvCacheOptions {
-  /**
-   * Replaces each decomposed attention core (scores, softmax, context) with
-   * onnxruntime's com.microsoft::MultiHeadAttention kernel, fed the same
-   * cached keys and values and the same mask. Default false.
-   */
-  fusedAttention?: boolean;
-}
-
-export function addKvCache(model: Model, discovery: Discovery, options: KvCacheOptions = {}): void {
+export function addKvCache(model: Model, discovery: Discovery): void {
   const graph = model.graph;
   const inputIds = graph.inputs.find((input) => input.name === "input_ids");
   const attentionMask = graph.inputs.find((input) => input.name === "attention_mask");
@@ -70,9 +62,7 @@ export function addKvCache(model: Model, discovery: Discovery, options: KvCacheO
   blocks.forEach((block, index) => {
     const layer = block.layer ?? index;
     presents.push(...cacheLayer(b, block, layer, byName, context.mask, dtype));
-    if (options.fusedAttention) fuseCore(b, block, layer, byName, context.mask);
   });
-  if (options.fusedAttention && !model.opsetImports.has("com.microsoft")) model.opsetImports.set("com.microsoft", 1);
 
   const rotary = blocks.find((block) => block.rotary)?.rotary;
   if (rotary) replaceRotaryTables(b, graph, context.positions, rotary.form === "rotate_half" ? "rotate_half" : "interleaved");
@@ -163,6 +153,20 @@ function moveNodeBefore(b: GradBuilder, anchor: Node, values: Value[]): void {
 }
 
 /**
+ * Replaces each decomposed attention core of a cached graph (from
+ * `addKvCache`, after any prefixes were added) with onnxruntime's
+ * com.microsoft::MultiHeadAttention kernel, fed the same cached keys and
+ * values and the same mask.
+ */
+export function fuseAttentionCores(model: Model, discovery: Discovery): void {
+  const b = new GradBuilder(model.graph, model.opsetVersion("") ?? 0, "/fused_attention");
+  const byName = new Map(model.graph.nodes.map((node) => [node.name, node]));
+  discovery.attention.forEach((block, index) => fuseCore(b, block, block.layer ?? index, byName));
+  if (!model.opsetImports.has("com.microsoft")) model.opsetImports.set("com.microsoft", 1);
+  eliminateDeadCode(model.graph);
+}
+
+/**
  * Replaces a decomposed core with MultiHeadAttention. The query goes in as
  * [batch, sequence, heads · head_dim], the cached and repeated keys and
  * values as [batch, heads, total, head_dim], and the mask as
@@ -171,7 +175,7 @@ function moveNodeBefore(b: GradBuilder, anchor: Node, values: Value[]): void {
  * output is brought back to [batch, heads, sequence, head_dim] for the
  * nodes that merged the heads.
  */
-function fuseCore(b: GradBuilder, block: AttentionBlock, layer: number, byName: Map<string, Node>, mask: Value): void {
+function fuseCore(b: GradBuilder, block: AttentionBlock, layer: number, byName: Map<string, Node>): void {
   const scores = byName.get(block.core.scores!)!;
   const softmax = byName.get(block.core.softmax!)!;
   const context = byName.get(block.core.context!)!;
@@ -182,7 +186,9 @@ function fuseCore(b: GradBuilder, block: AttentionBlock, layer: number, byName: 
     throw new PeftcError("E_UNKNOWN_DOMAIN", `fused attention: layer ${layer} lacks head counts or a key Transpose before its scores.`);
   }
   const add = softmax.inputs[0]!.producer!;
-  const scaled = add.inputs.find((input) => input !== mask)!;
+  const maskSide = add.inputs.findIndex((input) => input !== undefined && !dependsOn(input, scores));
+  const mask = add.inputs[maskSide]!;
+  const scaled = add.inputs[1 - maskSide]!;
   let scale = 1;
   const scaling = scaled.producer;
   if (scaling && scaling !== scores) {

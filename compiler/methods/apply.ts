@@ -1,15 +1,22 @@
 import type { LoraMethod } from "../dsl/lora";
 import type { SelectiveMethod } from "../dsl/selective";
 import type { SpecWarning } from "../dsl/match";
-import type { Spec } from "../dsl/spec";
+import type { Method, Spec } from "../dsl/spec";
 import { type Target, selectionTargets } from "../dsl/targets";
 import type { Model } from "../ir/model";
 import type { Discovery } from "../match/discover";
+import type { Tensor } from "../onnx/tensor";
+import { planAdapter } from "./adapter";
+import { checkClaims } from "./conflicts";
 import { chooseExisting, unfreezeExisting } from "./freeze";
-import { retieHead } from "./retie";
-import { type GraphMode, type LoraValues, insertLora } from "./lora";
+import { planIa3 } from "./ia3";
+import { type LoraValues, insertLora } from "./lora";
 import { type LoraPlan, checkLoraConflicts, planLora } from "./lora-plan";
+import type { GraphMode, MethodContext, PlannedMethod } from "./method-context";
 import type { LoraRecord, TrainableParameter } from "./parameters";
+import { planPrefixTuning } from "./prefix-tuning";
+import { planPromptTuning } from "./prompt-tuning";
+import { retieHead } from "./retie";
 
 /** A model rewritten by a spec's methods, with what trains in it. */
 export interface PeftGraph {
@@ -20,40 +27,91 @@ export interface PeftGraph {
   warnings: SpecWarning[];
 }
 
+/**
+ * Which methods a rewrite applies. infer.onnx applies the module methods
+ * before the KV cache rewrite and the sequence methods (prompt and prefix
+ * tuning, which change what the cache holds) after it.
+ */
+export type ApplyStage = "all" | "modules" | "sequence";
+
 export interface ApplyOptions {
   mode: GraphMode;
+  stage?: ApplyStage;
+  /** True when the model already has the KV cache peftc adds, or its own (infer.onnx). */
+  cached?: boolean;
   /** LoRA branches to add besides the spec's, such as those of an adapter file loaded without a spec. */
   extraLora?: LoraPlan[];
   /** Initial LoRA values by target path, replacing the initialisation. */
   initialLora?: LoraValues;
+  /** Method kinds to leave out, such as those infer.onnx merged into the weights. */
+  skip?: ReadonlySet<Method["method"]>;
+  modelFile?: string;
+  /** Trainable tensor values by name, for rewrites that fold them into constants. */
+  values?: ReadonlyMap<string, Tensor>;
+}
+
+/** Methods that change the token sequence or what attention sees over it, rather than a module. */
+const SEQUENCE_METHODS: ReadonlySet<Method["method"]> = new Set(["prompt", "prefix"]);
+
+type PlannerOf<M extends Method> = (method: M, context: MethodContext) => PlannedMethod;
+type AdditiveMethod = Extract<Method, { method: "adapter" | "ia3" | "prompt" | "prefix" }>;
+
+const PLANNERS: { [K in AdditiveMethod["method"]]: PlannerOf<Extract<AdditiveMethod, { method: K }>> } = {
+  adapter: planAdapter,
+  ia3: planIa3,
+  prompt: planPromptTuning,
+  prefix: planPrefixTuning,
+};
+
+function planAdditive(method: AdditiveMethod, context: MethodContext): PlannedMethod {
+  return (PLANNERS[method.method] as PlannerOf<AdditiveMethod>)(method, context);
 }
 
 /**
  * Applies a spec's methods to `model` in place: plans every method against
- * the discovered modules first, so a selector or option error leaves the
- * model unchanged, then inserts the new tensors and unfreezes the chosen
- * existing ones. Every other tensor stays a frozen initializer.
+ * the discovered modules first and checks that no two claim the same place,
+ * so a selector, option or conflict error leaves the model unchanged, then
+ * inserts the new tensors and unfreezes the chosen existing ones. Every
+ * other tensor stays a frozen initializer.
  */
 export function applySpec(model: Model, discovery: Discovery, spec: Spec | null, options: ApplyOptions): PeftGraph {
+  const stage = options.stage ?? "all";
+  const wanted = (method: Method): boolean => {
+    if (options.skip?.has(method.method)) return false;
+    const sequence = SEQUENCE_METHODS.has(method.method);
+    return stage === "all" || (stage === "sequence") === sequence;
+  };
+  const chosenMethods = spec ? spec.methods.filter(wanted) : [];
   const targets: Target[] = selectionTargets(discovery);
-  const methods = spec ? spec.methods.filter((method): method is LoraMethod => method.method === "lora") : [];
-  const selective = spec ? spec.methods.filter((method): method is SelectiveMethod => method.method !== "lora") : [];
-  const plans: LoraPlan[] = [...(options.extraLora ?? [])];
+  const context: MethodContext = { model, discovery, targets, mode: options.mode, seed: spec?.seed ?? 0, cached: options.cached ?? false, modelFile: options.modelFile, values: options.values };
+
+  const loraMethods = chosenMethods.filter((method): method is LoraMethod => method.method === "lora");
+  const selective = chosenMethods.filter((method): method is SelectiveMethod => method.method === "bitfit" || method.method === "layernorm" || method.method === "unfreeze");
+  const plans: LoraPlan[] = stage === "sequence" ? [] : [...(options.extraLora ?? [])];
   const warnings: SpecWarning[] = [];
-  for (const method of methods) {
+  for (const method of loraMethods) {
     const planned = planLora(method, targets);
     plans.push(...planned.plans);
     warnings.push(...planned.warnings);
   }
   checkLoraConflicts(plans);
-  const existing = chooseExisting(targets, methods, plans, selective);
+  const additive = chosenMethods.filter((method): method is AdditiveMethod => method.method in PLANNERS).map((method) => planAdditive(method, context));
+  checkClaims(additive.flatMap((planned) => planned.claims));
+  for (const planned of additive) warnings.push(...planned.warnings);
+  const existing = chooseExisting(targets, loraMethods, plans, selective);
   warnings.push(...existing.warnings);
 
   const inserted = insertLora(model, plans, { mode: options.mode, seed: spec?.seed ?? 0, initial: options.initialLora });
   warnings.push(...inserted.warnings);
+  const parameters = [...inserted.parameters];
+  for (const planned of additive) {
+    const result = planned.insert(context);
+    parameters.push(...result.parameters);
+    warnings.push(...result.warnings);
+  }
   // Before unfreezing, while the embedding still has its data as an initializer.
   warnings.push(...retieHead(model, discovery.modules, new Set(existing.chosen.keys())));
   const unfrozen = unfreezeExisting(model, existing.chosen);
   warnings.push(...unfrozen.warnings);
-  return { model, parameters: [...inserted.parameters, ...unfrozen.parameters], lora: inserted.records, warnings };
+  return { model, parameters: [...parameters, ...unfrozen.parameters], lora: inserted.records, warnings };
 }

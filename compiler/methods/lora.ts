@@ -14,9 +14,9 @@ import type { SpecWarning } from "../dsl/match";
 import type { LoraPlan } from "./lora-plan";
 import type { LoraRecord, TrainableParameter } from "./parameters";
 import { addTrainableTensor, parameterRow } from "./trainable";
+import type { GraphMode } from "./method-context";
 
-/** Whether the rewritten graph trains (dropout active) or evaluates (no dropout). */
-export type GraphMode = "train" | "eval";
+export type { GraphMode } from "./method-context";
 
 /** Initial A [rank, in] and B [out, rank] values for a target path, such as those read from an adapter file. */
 export type LoraValues = ReadonlyMap<string, { a: Float32Array; b: Float32Array }>;

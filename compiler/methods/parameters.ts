@@ -7,7 +7,7 @@ import type { Tensor } from "../onnx/tensor";
  * `bias` or tensor by its `train`, or an existing tensor a selective method
  * unfroze (BitFit's biases, LayerNorm tuning's norms, `unfreeze`'s modules).
  */
-export type ParameterMethod = "lora" | "bias" | "train" | "bitfit" | "layernorm" | "unfreeze";
+export type ParameterMethod = "lora" | "bias" | "train" | "bitfit" | "layernorm" | "unfreeze" | "adapter" | "ia3" | "prompt" | "prefix" | "gate";
 
 /** A trainable tensor of the PEFT graph: a graph input with a same-named default initializer. */
 export interface TrainableParameter {
