@@ -3,6 +3,7 @@ import { type Command, InvalidArgumentError, Option } from "commander";
 import { RuntimeInputError } from "../errors";
 import type { TextEncoder } from "../data/dataset";
 import type { CliIo } from "./main";
+import { type DeviceRequest, describeDevice } from "../session";
 
 interface TrainCommandOptions {
   data: string;
@@ -21,7 +22,7 @@ interface TrainCommandOptions {
   out?: string;
   resume?: string;
   seed?: number;
-  device: string;
+  device: DeviceRequest;
   tokenizer?: string;
   progress: boolean;
 }
@@ -33,7 +34,7 @@ interface EvalCommandOptions {
   maxLength?: number;
   pack?: boolean;
   tokenizer?: string;
-  device: string;
+  device: DeviceRequest;
 }
 
 function positiveInteger(value: string): number {
@@ -68,10 +69,10 @@ function nonNegativeNumber(value: string): number {
   return parsed;
 }
 
-function checkDevice(device: string): void {
-  if (device !== "cpu") {
-    throw new RuntimeInputError("E_TRAINING", `--device ${JSON.stringify(device)} is not supported: training runs on onnxruntime's CPU execution provider. Use --device cpu.`);
-  }
+function deviceOption(): Option {
+  return new Option("--device <device>", "execution provider; auto tries cuda, then webgpu, then cpu, and prints which it took (on WebGPU the parameters and optimizer state stay in GPU buffers between steps)")
+    .choices(["cpu", "webgpu", "cuda", "auto"])
+    .default("cpu");
 }
 
 async function loadEncoder(file: string | undefined): Promise<TextEncoder | undefined> {
@@ -107,10 +108,9 @@ export function registerTrain(program: Command, io: CliIo): void {
     .option("--resume <checkpoint>", "continue from a checkpoint-<step>.safetensors; unset data options are taken from it")
     .option("--seed <n>", "seed of the row shuffling (default: 0, or the checkpoint's)", nonNegativeInteger)
     .option("--tokenizer <file>", "tokenizer.json for rows given as text")
-    .option("--device <name>", "execution device; only cpu is supported", "cpu")
+    .addOption(deviceOption())
     .option("--no-progress", "hide the progress bar (it is shown only on a terminal)")
     .action(async (artifactDir: string, options: TrainCommandOptions) => {
-      checkDevice(options.device);
       if (options.steps !== undefined && options.epochs !== undefined) {
         throw new RuntimeInputError("E_TRAINING", "invalid options: give either --steps or --epochs, not both.");
       }
@@ -133,6 +133,7 @@ export function registerTrain(program: Command, io: CliIo): void {
         outDir: options.out ?? path.join(artifactDir, "train"),
         resume: options.resume,
         seed: options.seed,
+        device: options.device,
         encoder: await loadEncoder(options.tokenizer),
         progress: options.progress,
         log: (line) => io.stderr(`${line}\n`),
@@ -156,18 +157,18 @@ export function registerEval(program: Command, io: CliIo): void {
     .option("--max-length <n>", "tokens per row; longer rows are truncated, or split with --pack (default: 512)", positiveInteger)
     .option("--pack", "join the rows and cut them into rows of exactly --max-length tokens")
     .option("--tokenizer <file>", "tokenizer.json for rows given as text")
-    .option("--device <name>", "execution device; only cpu is supported", "cpu")
+    .addOption(deviceOption())
     .action(async (artifactDir: string, options: EvalCommandOptions) => {
-      checkDevice(options.device);
       const { ArtifactFolder } = await import("../trainer/artifacts");
       const { evaluate } = await import("../trainer/evaluate");
       const { buildRows } = await import("../data/batches");
       const { readJsonlDataset } = await import("../data/dataset");
       const { TRAIN_DEFAULTS } = await import("../trainer/trainer");
-      const artifacts = new ArtifactFolder(artifactDir);
+      const artifacts = new ArtifactFolder(artifactDir, options.device);
       try {
         const rows = buildRows(readJsonlDataset(options.data, await loadEncoder(options.tokenizer)), options.maxLength ?? TRAIN_DEFAULTS.maxLength, options.pack ?? false);
         const result = await evaluate(artifacts, artifacts.readParams(options.params), rows, options.batchSize ?? TRAIN_DEFAULTS.batchSize);
+        if (options.device !== "cpu") io.stderr(`${describeDevice(artifacts.placement!)}\n`);
         io.stdout(`loss ${result.loss.toFixed(6)}\nperplexity ${result.perplexity.toFixed(6)}\ncounted tokens ${result.countedTokens}\n`);
       } finally {
         await artifacts.release();

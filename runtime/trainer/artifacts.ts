@@ -6,16 +6,34 @@ import { readSafetensors } from "../../compiler/emit/safetensors";
 import { RuntimeInputError } from "../errors";
 import { readManifest } from "../cli/export-adapter";
 import { toOrtTensor } from "./checkpoint";
+import { type DeviceRequest, type ExecutionDevice, type SkippedDevice, openSession } from "../session";
+import { graphOutputLocations } from "./placement";
 
 export type GraphKind = "eval" | "grad" | "train" | "apply";
 
-/** An artifact folder opened for training or evaluation: its manifest, and sessions opened on first use. */
+/**
+ * An artifact folder opened for training or evaluation: its manifest, and
+ * sessions opened on first use on one execution device. On WebGPU the
+ * updated parameters and optimizer state stay in device buffers from one
+ * step to the next. Only the loss and the counts come back each step.
+ */
 export class ArtifactFolder {
   readonly manifest: Manifest;
   private readonly sessions = new Map<GraphKind, Promise<ort.InferenceSession>>();
+  private chosen: { device: ExecutionDevice; skipped: SkippedDevice[] } | null = null;
+  private opening: Promise<unknown> = Promise.resolve();
 
-  constructor(readonly dir: string) {
+  constructor(
+    readonly dir: string,
+    /** Execution device; `auto` settles on the first provider that loads the first graph, and every later graph uses it. */
+    private readonly device: DeviceRequest = "cpu",
+  ) {
     this.manifest = readManifest(dir);
+  }
+
+  /** The device the sessions run on, and the providers `auto` skipped; null before the first session is open. */
+  get placement(): { device: ExecutionDevice; skipped: SkippedDevice[] } | null {
+    return this.chosen;
   }
 
   get paramNames(): string[] {
@@ -45,10 +63,32 @@ export class ArtifactFolder {
       if (!this.manifest.graphs[kind] || !fs.existsSync(file)) {
         throw new RuntimeInputError("E_TRAINING", `${file} not found: the artifact folder has no ${kind} graph, so it cannot train or evaluate. Compile a model that trains (opset 13 or later).`, { file });
       }
-      session = ort.InferenceSession.create(file, { logSeverityLevel: 3 });
+      session = this.open(kind, file);
       this.sessions.set(kind, session);
     }
     return session;
+  }
+
+  /** Opens sessions one after another, so `auto` probes providers once and every graph gets the device the first one took. */
+  private open(kind: GraphKind, file: string): Promise<ort.InferenceSession> {
+    const opened = this.opening.then(async () => {
+      const device = this.chosen?.device ?? this.device;
+      const outputs = this.manifest.graphs[kind]?.outputs ?? [];
+      const options = (on: ExecutionDevice): ort.InferenceSession.SessionOptions => {
+        const preferredOutputLocation = graphOutputLocations(kind, outputs, on);
+        return { logSeverityLevel: 3, ...(preferredOutputLocation ? { preferredOutputLocation } : {}) };
+      };
+      const result = await openSession(file, { device, sessionOptions: options(device === "auto" ? "cpu" : device) });
+      if (!this.chosen) this.chosen = { device: result.device, skipped: result.skipped };
+      // auto settled on a device with resident buffers after the session was planned for the host: reopen it with them.
+      if (device === "auto" && graphOutputLocations(kind, outputs, result.device)) {
+        await result.session.release();
+        return (await openSession(file, { device: result.device, sessionOptions: options(result.device) })).session;
+      }
+      return result.session;
+    });
+    this.opening = opened.catch(() => undefined);
+    return opened;
   }
 
   /** Reads trainable tensors from a params.safetensors-format file (default: the folder's params.safetensors). */

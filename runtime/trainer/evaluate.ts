@@ -1,6 +1,7 @@
 import type * as ort from "onnxruntime-node";
 import { type Row, sequentialBatches } from "../data/batches";
 import { type ArtifactFolder, feedsFor, scalar } from "./artifacts";
+import { releaseOutputs } from "./placement";
 
 /** Loss over a held-out set, averaged over every counted label, and its perplexity exp(loss). */
 export interface EvalResult {
@@ -23,6 +24,7 @@ export async function evaluate(artifacts: ArtifactFolder, params: Record<string,
     const count = scalar(outputs.label_count as ort.Tensor);
     lossSum += scalar(outputs.loss as ort.Tensor) * count;
     counted += count;
+    releaseOutputs(outputs);
   }
   const loss = counted > 0 ? lossSum / counted : 0;
   return { loss, perplexity: Math.exp(loss), countedTokens: counted };

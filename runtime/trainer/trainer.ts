@@ -5,6 +5,8 @@ import { type Row, RowStream, buildRows, collate } from "../data/batches";
 import { type TextEncoder, readJsonlDataset } from "../data/dataset";
 import { RuntimeInputError } from "../errors";
 import { ArtifactFolder } from "./artifacts";
+import { type DeviceRequest, describeDevice } from "../session";
+import { releaseReplaced, toHost } from "./placement";
 import { type TrainingPosition, readCheckpoint, writeCheckpoint, writeParams } from "./checkpoint";
 import { type EvalResult, evaluate } from "./evaluate";
 import { MetricsWriter, type StepMetrics, writeLossCurve } from "./metrics";
@@ -40,6 +42,8 @@ export interface TrainOptions {
   outDir: string;
   /** Checkpoint file to continue from. */
   resume?: string;
+  /** Execution device (default cpu); `auto` takes the first of cuda, webgpu and cpu that loads. */
+  device?: DeviceRequest;
   seed?: number;
   /** Tokenizer for string fields of the datasets. */
   encoder?: TextEncoder;
@@ -163,7 +167,7 @@ function planRun(options: TrainOptions, artifacts: ArtifactFolder, saved: Traini
  */
 export async function train(options: TrainOptions): Promise<TrainResult> {
   validateOptions(options);
-  const artifacts = new ArtifactFolder(options.artifactDir);
+  const artifacts = new ArtifactFolder(options.artifactDir, options.device ?? "cpu");
   const log = options.log ?? (() => {});
   try {
     const paramNames = artifacts.paramNames;
@@ -195,13 +199,18 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     let lastEval: EvalResult | null = null;
     const written: { step: number; file: string }[] = resumed ? [{ step, file: options.resume! }] : [];
     const positionAt = (): TrainingPosition => ({ step, position, seed: plan.seed, schedule, batchSize, gradAccum, maxLength, pack, rows: trainRows.length, dropoutRuns });
-    const saveCheckpoint = (): void => {
+    const saveCheckpoint = async (): Promise<void> => {
       const file = path.join(options.outDir, `checkpoint-${step}.safetensors`);
-      writeCheckpoint(file, params, state, positionAt());
+      writeCheckpoint(file, await toHost(params), await toHost(state), positionAt());
       checkpoints.push(file);
       written.push({ step, file });
     };
 
+    if (options.device && options.device !== "cpu") {
+      // Open the step graph now, so the device line comes before the progress bar.
+      await artifacts.session(stepKind);
+      log(describeDevice(artifacts.placement!));
+    }
     progress.start(totalSteps, step);
     try {
       while (step < totalSteps) {
@@ -230,6 +239,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           );
         }
 
+        releaseReplaced(params, outcome.params);
+        releaseReplaced(state, outcome.state);
         params = outcome.params;
         state = outcome.state;
         step = next;
@@ -254,14 +265,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         }
         metrics.append(line);
         progress.update(step, outcome.loss, line.tokens_per_s);
-        if ((options.checkpointEvery !== undefined && step % options.checkpointEvery === 0) || step === totalSteps) saveCheckpoint();
+        if ((options.checkpointEvery !== undefined && step % options.checkpointEvery === 0) || step === totalSteps) await saveCheckpoint();
       }
     } finally {
       progress.stop();
     }
 
     const paramsFile = path.join(options.outDir, "params.safetensors");
-    writeParams(paramsFile, params);
+    writeParams(paramsFile, await toHost(params));
     const lossCurveFile = path.join(options.outDir, "loss-curve.svg");
     writeLossCurve(lossCurveFile, metrics.read());
     log(`wrote ${paramsFile}, ${metrics.file}, ${lossCurveFile}${checkpoints.length > 0 ? `, ${checkpoints[checkpoints.length - 1]}` : ""}`);

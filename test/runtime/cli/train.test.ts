@@ -87,12 +87,31 @@ describe("peftc train and eval", () => {
     [["--steps", "2", "--epochs", "1"], "either --steps or --epochs"],
     [["--schedule", "exponential"], "--schedule"],
     [["--lr", "fast"], "--lr"],
-    [["--device", "cuda"], "--device"],
+    [["--device", "tpu"], "--device"],
     [["--batch-size", "1.5"], "--batch-size"],
   ])("train rejects %j with status 2", async (extra, expected) => {
     const result = await run("train", artifacts, "--data", data, "--out", makeTempDir(), ...extra);
     expect(result.status).toBe(2);
     expect(result.stderr).toContain(expected);
+  });
+
+  test("train --device auto trains on the provider that loads and names it", async () => {
+    const out = path.join(makeTempDir(), "auto");
+    const result = await run("train", artifacts, "--data", data, "--steps", "2", "--batch-size", "2", "--max-length", "10", "--out", out, "--device", "auto");
+    expect(result.status).toBe(0);
+    expect(result.stderr).toMatch(/^device: (cpu|webgpu|cuda)\b/m);
+    // On a machine without a GPU provider, the line says why each was skipped.
+    if (/^device: cpu/m.test(result.stderr)) expect(result.stderr).toContain("Skipped cuda:");
+    expect(fs.existsSync(path.join(out, "checkpoint-2.safetensors"))).toBe(true);
+  });
+
+  test("train --device cuda without the CUDA provider fails in one line that says what to install", async () => {
+    const result = await run("train", artifacts, "--data", data, "--steps", "1", "--batch-size", "2", "--max-length", "10", "--out", makeTempDir(), "--device", "cuda");
+    if (result.status === 0) return; // a machine with onnxruntime's CUDA provider installed
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain("device cuda is unavailable");
+    expect(result.stderr).toContain("ONNXRUNTIME_NODE_INSTALL=cuda12");
+    expect(result.stderr.trim().split("\n")).toHaveLength(1);
   });
 
   test("train names a bad dataset line", async () => {

@@ -1,0 +1,71 @@
+import * as ort from "onnxruntime-node";
+import type { ExecutionDevice } from "../session";
+
+/**
+ * Where a session leaves outputs that only feed a later run: the updated
+ * parameters and optimizer state of train.onnx and apply.onnx, and the
+ * outputs nobody reads. onnxruntime-node binds device memory only for
+ * WebGPU ("gpu-buffer", a WebGPU buffer it fills and later reads as an
+ * input without a copy).
+ * NOTE: the WebGPU path is built on onnxruntime-node's documented options
+ * but has not run on a machine with a GPU yet. Its CUDA provider returns every output in host
+ * memory, so on CUDA, and on the CPU, tensors stay ordinary arrays.
+ */
+export function residentLocation(device: ExecutionDevice): ort.Tensor.DataLocation {
+  return device === "webgpu" ? "gpu-buffer" : "cpu";
+}
+
+/**
+ * Preferred output locations for a session: `read` outputs (losses and
+ * counts the runtime inspects every step) in host memory, every other
+ * output at `resident`.
+ */
+export function outputLocations(outputs: readonly string[], read: ReadonlySet<string>, resident: ort.Tensor.DataLocation): Record<string, ort.Tensor.DataLocation> {
+  return Object.fromEntries(outputs.map((name) => [name, read.has(name) ? "cpu" : resident]));
+}
+
+/** Outputs the runtime reads on the host after every run of each graph. */
+const HOST_OUTPUTS: Record<"eval" | "grad" | "train" | "apply", ReadonlySet<string> | "all"> = {
+  train: new Set(["loss", "label_count", "grad_norm"]),
+  apply: new Set(["grad_norm"]),
+  eval: new Set(["loss", "label_count"]),
+  // Gradients are summed over micro-batches in host memory.
+  grad: "all",
+};
+
+/**
+ * Returns the preferred output locations of one artifact graph on `device`, or
+ * undefined where every output goes to the host anyway (the CPU and CUDA
+ * providers, and grad.onnx).
+ */
+export function graphOutputLocations(kind: keyof typeof HOST_OUTPUTS, outputs: readonly string[], device: ExecutionDevice): Record<string, ort.Tensor.DataLocation> | undefined {
+  const resident = residentLocation(device);
+  const host = HOST_OUTPUTS[kind];
+  return resident === "cpu" || host === "all" ? undefined : outputLocations(outputs, host, resident);
+}
+
+/** Copies device-resident tensors to host memory (for a checkpoint file); host tensors are returned as they are. */
+export async function toHost(tensors: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+  const host: Record<string, ort.Tensor> = {};
+  for (const [name, tensor] of Object.entries(tensors)) {
+    host[name] = tensor.location === "cpu" ? tensor : new ort.Tensor(tensor.type as "float32", (await tensor.getData()) as Float32Array, tensor.dims);
+  }
+  return host;
+}
+
+/**
+ * Frees the device buffers of `previous` that `next` does not hold, once a
+ * step has replaced them. Host tensors are left to the garbage collector,
+ * and a tensor still in `next` (fed back unchanged) is kept.
+ */
+export function releaseReplaced(previous: Record<string, ort.Tensor>, next: Record<string, ort.Tensor>): void {
+  const unchanged = new Set(Object.values(next));
+  for (const tensor of Object.values(previous)) {
+    if (tensor.location !== "cpu" && !unchanged.has(tensor)) tensor.dispose();
+  }
+}
+
+/** Frees every device buffer among `outputs`, such as the logits of an eval run that only its loss was read from. */
+export function releaseOutputs(outputs: Record<string, ort.OnnxValue>): void {
+  for (const value of Object.values(outputs)) if (value instanceof ort.Tensor && value.location !== "cpu") value.dispose();
+}

@@ -1,0 +1,52 @@
+import * as ort from "onnxruntime-node";
+import { graphOutputLocations, releaseOutputs, releaseReplaced, residentLocation, toHost } from "../../../runtime/trainer/placement";
+
+/** A tensor that claims to live in a WebGPU buffer, with counted downloads and disposals, as onnxruntime-node returns them. */
+function deviceTensor(values: number[], log: string[], name: string): ort.Tensor {
+  return ort.Tensor.fromGpuBuffer({} as never, {
+    dataType: "float32",
+    dims: [values.length],
+    download: async () => {
+      log.push(`download ${name}`);
+      return Float32Array.from(values);
+    },
+    dispose: () => log.push(`dispose ${name}`),
+  });
+}
+
+describe("tensor placement between training steps", () => {
+  test("only WebGPU keeps outputs in device buffers", () => {
+    expect(residentLocation("webgpu")).toBe("gpu-buffer");
+    expect(residentLocation("cuda")).toBe("cpu");
+    expect(residentLocation("cpu")).toBe("cpu");
+  });
+
+  test("train.onnx keeps updates on device", () => {
+    const outputs = ["loss", "label_count", "grad_norm", "w.new", "w.m.new", "w.v.new"];
+    expect(graphOutputLocations("train", outputs, "webgpu")).toEqual({ loss: "cpu", label_count: "cpu", grad_norm: "cpu", "w.new": "gpu-buffer", "w.m.new": "gpu-buffer", "w.v.new": "gpu-buffer" });
+    expect(graphOutputLocations("eval", ["loss", "label_count", "logits"], "webgpu")).toEqual({ loss: "cpu", label_count: "cpu", logits: "gpu-buffer" });
+    expect(graphOutputLocations("grad", ["loss", "w.grad"], "webgpu")).toBeUndefined();
+    expect(graphOutputLocations("train", outputs, "cpu")).toBeUndefined();
+    expect(graphOutputLocations("train", outputs, "cuda")).toBeUndefined();
+  });
+
+  test("toHost downloads device tensors and passes host tensors through", async () => {
+    const log: string[] = [];
+    const host = new ort.Tensor("float32", Float32Array.of(5), [1]);
+    const copied = await toHost({ a: deviceTensor([1, 2], log, "a"), b: host });
+    expect(copied.a.location).toBe("cpu");
+    expect(Array.from(copied.a.data as Float32Array)).toEqual([1, 2]);
+    expect(copied.b).toBe(host);
+    expect(log).toEqual(["download a"]);
+  });
+
+  test("releaseReplaced frees replaced device buffers only", () => {
+    const log: string[] = [];
+    const unchanged = deviceTensor([1], log, "unchanged");
+    const replaced = deviceTensor([2], log, "replaced");
+    releaseReplaced({ unchanged, replaced, host: new ort.Tensor("float32", Float32Array.of(0), [1]) }, { unchanged, replaced: deviceTensor([3], log, "new") });
+    expect(log).toEqual(["dispose replaced"]);
+    releaseOutputs({ logits: deviceTensor([4], log, "logits"), loss: new ort.Tensor("float32", Float32Array.of(1), []) });
+    expect(log).toEqual(["dispose replaced", "dispose logits"]);
+  });
+});
