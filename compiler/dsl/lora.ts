@@ -39,6 +39,12 @@ export interface LoraOptions {
   bias?: BiasTraining;
   /** Existing modules that train in full, such as a classifier head (PEFT's `modules_to_save`). */
   train?: SelectorLike;
+  /**
+   * Multiplies each module's update by a learned per-token gate
+   * sigmoid(x·w + b) of the module's input, as UniPELT. A gated update
+   * depends on the input, so it cannot be merged. Default false.
+   */
+  gate?: boolean;
 }
 
 /** A LoRA method of a spec, with defaults applied. */
@@ -54,11 +60,12 @@ export interface LoraMethod {
   readonly init: LoraInit;
   readonly bias: BiasTraining;
   readonly train: Selector | undefined;
+  readonly gate: boolean;
   /** Spec position of the `lora(...)` call. */
   readonly site: SourceSite | undefined;
 }
 
-const LORA_OPTIONS = ["targets", "rank", "alpha", "dropout", "rsLora", "rankPattern", "alphaPattern", "init", "bias", "train"] as const;
+const LORA_OPTIONS = ["targets", "rank", "alpha", "dropout", "rsLora", "rankPattern", "alphaPattern", "init", "bias", "train", "gate"] as const;
 
 /**
  * LoRA: adds y += (alpha / r) · dropout(x) · A · B beside each selected
@@ -83,6 +90,7 @@ export function lora(options: LoraOptions): LoraMethod {
     init: reader.choice(record, "init", ["kaiming", "gaussian"] as const, "kaiming"),
     bias: reader.choice(record, "bias", ["none", "all", "lora_only"] as const, "none"),
     train: record.train === undefined ? undefined : toSelector(record.train as SelectorLike, site, ["train"]),
+    gate: reader.boolean(record, "gate", false),
     site,
   });
 }

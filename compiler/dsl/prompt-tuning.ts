@@ -4,10 +4,10 @@ import { describeValue } from "./selector";
 import { type SourceSite, captureSite } from "./site";
 
 /**
- * Initial values of the virtual tokens: `random` draws from N(0, 1) as
- * PEFT's RANDOM init of an embedding; `{ text }` copies the embeddings of
- * the text's tokens (tokenized with the tokenizer.json beside the model),
- * repeated or cut to the number of virtual tokens; `{ tokenIds }` does the
+ * Initial values of the virtual tokens. `random` draws from N(0, 1) as
+ * PEFT's RANDOM init of an embedding. `{ text }` copies the embeddings of
+ * the text's tokens, tokenized with the tokenizer.json beside the model and
+ * repeated or cut to the number of virtual tokens. `{ tokenIds }` does the
  * same from ids.
  */
 export type PromptInit = "random" | { readonly text: string } | { readonly tokenIds: readonly number[] };

@@ -52,7 +52,7 @@ export function adapterPlans(dir: string, discovery: Pick<Discovery, "modules">)
         { file: dir, module: name },
       );
     }
-    plans.push({ target, rank, alpha: module.alpha, rsLora: adapter.config.use_rslora, scale: module.scale, dropout: adapter.config.lora_dropout, init: "kaiming", method: null });
+    plans.push({ target, rank, alpha: module.alpha, rsLora: adapter.config.use_rslora, scale: module.scale, dropout: adapter.config.lora_dropout, init: "kaiming", gate: false, method: null });
     values.set(target.path, { a: toFloat32(module.a), b: toFloat32(module.b) });
     scales.set(target.path, { name, module });
   }

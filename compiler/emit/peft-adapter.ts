@@ -136,6 +136,10 @@ function adapterError(message: string, details: Record<string, string | number |
  * renamed only when both are complete.
  */
 export function writePeftAdapter(dir: string, input: PeftAdapterInput): WrittenAdapter {
+  const gated = input.lora.find((record) => record.gate !== null);
+  if (gated) {
+    throw adapterError(`${gated.path} has a learned LoRA gate (UniPELT), which a PEFT LoRA adapter cannot express. Use the artifact folder's params.safetensors with peftc instead.`, { module: gated.path });
+  }
   const updates = buildUpdates(input);
   const config = buildConfig(updates, input);
   const weights = new Map<string, Tensor>();

@@ -14,6 +14,8 @@ export interface LoraPlan {
   scale: number;
   dropout: number;
   init: LoraMethod["init"];
+  /** Whether a learned per-token gate scales the update. */
+  gate: boolean;
   /** The method that asked for it; null when the plan comes from an adapter file. */
   method: LoraMethod | null;
 }
@@ -52,7 +54,7 @@ export function planLora(method: LoraMethod, targets: readonly Target[]): { plan
         option,
       );
     }
-    return { target, rank, alpha, rsLora: method.rsLora, scale: loraScale(alpha, rank, method.rsLora), dropout: method.dropout, init: method.init, method };
+    return { target, rank, alpha, rsLora: method.rsLora, scale: loraScale(alpha, rank, method.rsLora), dropout: method.dropout, init: method.init, gate: method.gate, method };
   });
   for (const [option, keys] of [["rankPattern", rankKeys], ["alphaPattern", alphaKeys]] as const) {
     for (const { key } of keys) {

@@ -1,4 +1,5 @@
 import { PeftcError } from "../errors";
+import { SpecError } from "../dsl/spec-error";
 import { type Attribute, attr } from "../ir/attribute";
 import type { Graph, Position } from "../ir/graph";
 import type { Model } from "../ir/model";
@@ -86,6 +87,10 @@ function insertModuleBranch(model: Model, module: DiscoveredModule, plans: reado
       site: plans[0].method?.site,
     });
   }
+  const gated = plans.some((plan) => plan.gate);
+  if (packed && gated) {
+    throw new SpecError("E_SPEC_MODEL", `lora: option "gate" cannot apply to ${module.path}: it is the packed weight of ${module.node.qualifiedOpType} (node "${module.node.name}"), whose update goes into the weight, where no per-token gate exists. Leave this module out of the gated method.`, plans.find((plan) => plan.gate)!.method?.site, ["gate"]);
+  }
   const builder = new BranchBuilder(module.node.graph, packed ? { before: module.node } : { after: module.node }, module.path);
   const parameters: TrainableParameter[] = [];
   const records: LoraRecord[] = [];
@@ -125,6 +130,7 @@ function insertModuleBranch(model: Model, module: DiscoveredModule, plans: reado
       a: a.value.name,
       b: b.value.name,
       qkv: plan.target.part ? module.qkvLayout! : null,
+      gate: null,
     });
 
     const aT = builder.add("Transpose", [a.value], [attr.ints("perm", [1, 0])]);
@@ -139,7 +145,13 @@ function insertModuleBranch(model: Model, module: DiscoveredModule, plans: reado
   }
   const h = hidden.length === 1 ? hidden[0] : builder.add("Concat", hidden, [attr.int("axis", -1)]);
   const bFused = blocks.length === 1 ? blocks[0] : builder.add("Concat", blocks, [attr.int("axis", 0)]);
-  const delta = builder.add("MatMul", [h, bFused], [], "lora_B");
+  let delta = builder.add("MatMul", [h, bFused], [], "lora_B");
+  if (gated) {
+    const gate = addGate(model, builder, input, module, dtype);
+    parameters.push(...gate.parameters);
+    for (const record of records) record.gate = gate.weight;
+    delta = builder.add("Mul", [delta, gate.value], [], "lora_gated");
+  }
   if (packed) {
     // The packed weight is stored [in, out], as Aᵀ·Bᵀ is.
     const merged = builder.add("Add", [weight.value, delta], [], "lora_weight");
@@ -150,6 +162,23 @@ function insertModuleBranch(model: Model, module: DiscoveredModule, plans: reado
     builder.addToOutput(output, delta);
   }
   return { parameters, records, warnings };
+}
+
+/**
+ * Adds a UniPELT gate sigmoid(x·w + b) on the module's input x, one value
+ * per token. The weight starts at zero and the bias at 0, so the gate starts
+ * at 0.5 for every token and learns which tokens the update should reach.
+ */
+function addGate(model: Model, builder: BranchBuilder, input: Value, module: DiscoveredModule, dtype: DataType): { value: Value; weight: string; parameters: TrainableParameter[] } {
+  const inFeatures = module.inFeatures!;
+  const weight = addTrainableTensor(model.graph, `${module.path}.lora_gate.weight`, dtype, [inFeatures, 1], new Float32Array(inFeatures));
+  const bias = addTrainableTensor(model.graph, `${module.path}.lora_gate.bias`, dtype, [1], new Float32Array(1));
+  const logits = builder.add("Add", [builder.add("MatMul", [input, weight.value], [], "lora_gate_MatMul"), bias.value], [], "lora_gate_Add");
+  return {
+    value: builder.add("Sigmoid", [logits], [], "lora_gate"),
+    weight: weight.value.name,
+    parameters: [parameterRow(weight.tensor, "gate", module.path, "zeros", true), parameterRow(bias.tensor, "gate", module.path, "zeros", true)],
+  };
 }
 
 /** Derives a dropout node's seed from the spec's seed and the target path, so each branch draws its own masks. */

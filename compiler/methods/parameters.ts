@@ -5,7 +5,9 @@ import type { Tensor } from "../onnx/tensor";
 /**
  * Why a tensor trains: a LoRA matrix, an existing bias unfrozen by LoRA's
  * `bias` or tensor by its `train`, or an existing tensor a selective method
- * unfroze (BitFit's biases, LayerNorm tuning's norms, `unfreeze`'s modules).
+ * unfroze (BitFit's biases, LayerNorm tuning's norms, `unfreeze`'s modules),
+ * an adapter's projections, an (IA)3 vector, virtual-token embeddings, a
+ * prefix (or its MLP), or a UniPELT gate.
  */
 export type ParameterMethod = "lora" | "bias" | "train" | "bitfit" | "layernorm" | "unfreeze" | "adapter" | "ia3" | "prompt" | "prefix" | "gate";
 
@@ -60,4 +62,6 @@ export interface LoraRecord {
   b: string;
   /** Row layout of the fused projection, for a part. */
   qkv: QkvLayout | null;
+  /** Parameter name of the gate weight [in, 1] when a learned gate scales the module's update (its bias is `<gate>` with `.weight` replaced by `.bias`); null without one. */
+  gate: string | null;
 }

@@ -64,6 +64,7 @@ function loraRecord(torchName: string, options: RecordOptions = {}): LoraRecord 
     a: `${target}.lora_A`,
     b: `${target}.lora_B`,
     qkv: options.qkv ?? null,
+    gate: null,
   };
 }
 

@@ -42,6 +42,8 @@ const CASES: [string, Spec, boolean][] = [
   ["gpt2-tiny-op17.onnx", defineSpec({ methods: [lora({ targets: select.allLinear(), rank: 2, bias: "lora_only" })] }), false],
   ["llama-tiny.onnx", defineSpec({ methods: [lora({ targets: select.allLinear(), rank: 2, train: select.path("layers.1.mlp_norm") })] }), false],
   ["gpt2-tiny-op17.onnx", defineSpec({ methods: [bitfit(), layerNormTuning()] }), false],
+  ["gpt2-tiny-op17.onnx", defineSpec({ methods: [lora({ targets: select.role("attn.q", "attn.v"), rank: 2, gate: true })] }), false],
+  ["llama-tiny.onnx", defineSpec({ methods: [lora({ targets: select.role("attn.q", "mlp.down"), rank: 2, gate: true })] }), false],
   ["bert-tiny-op14.onnx", defineSpec({ methods: [lora({ targets: select.role("attn.q", "attn.v"), rank: 2 })], train: { loss: sequenceClassification({ classes: 2 }) } }), true],
   ["bert-tiny-op17.onnx", defineSpec({ methods: [lora({ targets: select.allLinear(), rank: 2, bias: "all" })], train: { loss: sequenceClassification({ classes: 2 }) } }), true],
 ];

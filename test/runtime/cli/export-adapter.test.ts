@@ -34,6 +34,7 @@ function loraRecord(torchName: string): LoraRecord {
     a: `${canonical}.lora_A`,
     b: `${canonical}.lora_B`,
     qkv: null,
+    gate: null,
   };
 }
 
