@@ -4,7 +4,7 @@ import * as ort from "onnxruntime-node";
 import { PeftcError } from "../compiler/errors";
 import type { Manifest } from "../compiler/emit/manifest";
 import { float16ToFloat32 } from "../compiler/onnx/half";
-import { type Feeds, loadParamFeeds } from "./param-feeds";
+import { type Feeds, PrefixFolding, loadParamFeeds } from "./param-feeds";
 import { type SamplingSettings, seededRandom, selectToken } from "./sampling";
 import { type DeviceRequest, type ExecutionDevice, type SkippedDevice, openSession } from "./session";
 import { TextStream } from "./text-stream";
@@ -157,6 +157,7 @@ export class Generator {
     private readonly paramInputs: string[],
     private readonly cacheInputs: CacheInput[],
     private readonly integerTypes: Record<string, IntegerType>,
+    private readonly folding: PrefixFolding | null,
   ) {}
 
   /** Opens `dir`'s infer.onnx on the requested device, with its parameters and tokenizer. */
@@ -166,6 +167,7 @@ export class Generator {
     const session = opened.session;
 
     const parameterNames = new Set(manifest.parameters.map((parameter) => parameter.name));
+    const folding = manifest.graphs.prefix ? await PrefixFolding.open(path.join(dir, manifest.graphs.prefix.file)) : null;
     const paramInputs: string[] = [];
     const cacheInputs: CacheInput[] = [];
     const integerTypes: Record<string, IntegerType> = {};
@@ -177,6 +179,8 @@ export class Generator {
         integerTypes[name] = type;
       } else if (parameterNames.has(name)) {
         paramInputs.push(name);
+      } else if (folding?.outputs.includes(name)) {
+        // A prefix that prefix.onnx computes from the projection's parameters.
       } else if (name.startsWith("past")) {
         if (type !== "float32" && type !== "float16") throw new PeftcError("E_ARTIFACT", `cache input ${name} is ${type}, but the generator supports float32 and float16 caches only.`, { input: name });
         // A named batch axis gets the batch size. Every other named axis is the past length, 0 before the prefill.
@@ -201,7 +205,7 @@ export class Generator {
     if (typeof paramsSource !== "string") defaultParams = paramsSource;
     else if (paramInputs.length > 0 || fs.existsSync(paramsSource)) defaultParams = loadParamFeeds(paramsSource);
     const tokenizer = Generator.resolveTokenizer(dir, options.tokenizer);
-    return new Generator(dir, manifest, session, opened.device, opened.skipped, tokenizer, defaultParams, paramInputs, cacheInputs, integerTypes);
+    return new Generator(dir, manifest, session, opened.device, opened.skipped, tokenizer, defaultParams, paramInputs, cacheInputs, integerTypes, folding);
   }
 
   private static resolveTokenizer(dir: string, option: GeneratorOptions["tokenizer"]): Tokenizer | null {
@@ -212,22 +216,28 @@ export class Generator {
     return fs.existsSync(beside) ? Tokenizer.load(beside) : null;
   }
 
-  /** Names of the parameter inputs of infer.onnx, which a call's `params` may override. */
+  /** Names of the parameter inputs of infer.onnx and prefix.onnx, which a call's `params` may override. */
   get parameterInputs(): readonly string[] {
-    return this.paramInputs;
+    return [...this.paramInputs, ...(this.folding?.inputs ?? [])];
   }
 
-  /** Frees the onnxruntime session. */
+  /** Frees the onnxruntime sessions. */
   async release(): Promise<void> {
     await this.session.release();
+    await this.folding?.release();
   }
 
-  /** Merges a call's parameters over the defaults and checks that every parameter input is fed with the expected shape. */
-  private paramFeeds(override: GenerateOptions["params"]): Feeds {
+  /**
+   * Merges a call's parameters over the defaults, checks that every
+   * parameter input is fed with the expected shape, and adds the prefixes
+   * prefix.onnx computes, if the folder has one.
+   */
+  private async paramFeeds(override: GenerateOptions["params"]): Promise<Feeds> {
     const extra = typeof override === "string" ? loadParamFeeds(override) : (override ?? {});
+    const accepted = this.parameterInputs;
     for (const [name, tensor] of Object.entries(extra)) {
-      if (!this.paramInputs.includes(name)) {
-        throw new PeftcError("E_GENERATE", `parameter ${name} is not an input of infer.onnx (its parameter inputs: ${this.paramInputs.join(", ") || "none"}).`, { tensor: name });
+      if (!accepted.includes(name)) {
+        throw new PeftcError("E_GENERATE", `parameter ${name} is not a parameter input of infer.onnx or prefix.onnx (parameter inputs: ${accepted.join(", ") || "none"}).`, { tensor: name });
       }
       const expected = this.defaultParams[name];
       if (expected && expected.dims.join() !== tensor.dims.join()) {
@@ -239,6 +249,10 @@ export class Generator {
       const tensor = extra[name] ?? this.defaultParams[name];
       if (!tensor) throw new PeftcError("E_GENERATE", `no value for parameter input ${name}: pass a params file that contains it.`, { tensor: name });
       feeds[name] = tensor;
+    }
+    if (this.folding) {
+      const folded = await this.folding.fold({ ...this.defaultParams, ...extra });
+      Object.assign(feeds, folded);
     }
     return feeds;
   }
@@ -281,7 +295,7 @@ export class Generator {
     if (stops.some((stop) => stop.length === 0)) throw new PeftcError("E_GENERATE", "stop strings must not be empty.");
     if (stops.length > 0 && !this.tokenizer) throw new PeftcError("E_GENERATE", "stop strings need a tokenizer to decode the output.");
     const eos = new Set(options.eosTokenIds ?? (this.tokenizer?.eosTokenId != null ? [this.tokenizer.eosTokenId] : []));
-    const params = this.paramFeeds(options.params);
+    const params = await this.paramFeeds(options.params);
     const random = seededRandom(settings.seed);
 
     const promptIds = this.encodePrompts(prompts);

@@ -33,3 +33,48 @@ export function loadParamFeeds(file: string): Feeds {
   for (const [name, tensor] of readSafetensors(file).tensors) feeds[name] = toFeed(tensor, file);
   return feeds;
 }
+
+/**
+ * prefix.onnx of an artifact folder: computes the key and value prefixes
+ * that infer.onnx reads from a prefix tuning's projection parameters. The
+ * result is kept until the parameter tensors change, so the projection
+ * runs once per adapter, not once per generate call.
+ */
+export class PrefixFolding {
+  private last: { inputs: ort.Tensor[]; folded: Feeds } | null = null;
+
+  private constructor(private readonly session: ort.InferenceSession) {}
+
+  static async open(file: string): Promise<PrefixFolding> {
+    return new PrefixFolding(await ort.InferenceSession.create(file));
+  }
+
+  /** Parameter names prefix.onnx reads. */
+  get inputs(): readonly string[] {
+    return this.session.inputNames;
+  }
+
+  /** Prefix names prefix.onnx writes, which are inputs of infer.onnx. */
+  get outputs(): readonly string[] {
+    return this.session.outputNames;
+  }
+
+  /** Returns the prefixes for `params`, which must contain every input of prefix.onnx. */
+  async fold(params: Feeds): Promise<Feeds> {
+    const inputs = this.inputs.map((name) => {
+      const tensor = params[name];
+      if (!tensor) throw new PeftcError("E_GENERATE", `no value for parameter ${name}, which prefix.onnx needs to compute the prefixes: pass a params file that contains it.`, { tensor: name });
+      return tensor;
+    });
+    if (this.last && this.last.inputs.every((tensor, i) => tensor === inputs[i])) return this.last.folded;
+    const outputs = await this.session.run(Object.fromEntries(this.inputs.map((name, i) => [name, inputs[i]])));
+    const folded: Feeds = {};
+    for (const name of this.outputs) folded[name] = outputs[name] as ort.Tensor;
+    this.last = { inputs, folded };
+    return folded;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

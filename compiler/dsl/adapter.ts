@@ -30,9 +30,13 @@ export interface AdapterOptions {
   activation?: AdapterActivation;
   /** Multiplier of a parallel adapter's output; default 1. */
   scale?: number;
-  /** Layers to adapt: a selector over modules; default every layer. */
+  /** Layers to adapt: the layers of the modules this selector selects, such as select.layers(0, 5); default every layer. */
   layers?: SelectorLike;
-  /** Multiplies the adapter's output by a learned per-token gate sigmoid(x·w + b), as UniPELT. Default false. */
+  /**
+   * Multiplies the adapter's output by a learned per-token gate
+   * sigmoid(x·w + b), as UniPELT, with x the adapter's input. w starts at
+   * zero and b at 0, so every gate starts at 0.5. Default false.
+   */
   gate?: boolean;
 }
 
@@ -68,6 +72,7 @@ export function adapter(options: AdapterOptions): AdapterMethod {
     reader.fail("sublayers", `must be a non-empty list of distinct "attn" and "mlp"; got ${JSON.stringify(sublayers)}.`);
   }
   if (record.bottleneck !== undefined && record.reductionFactor !== undefined) reader.fail("reductionFactor", "cannot be given with bottleneck: choose one way to size the adapter.");
+  if (record.scale !== undefined && kind !== "parallel") reader.fail("scale", `scales a parallel adapter's output, but kind is "${kind}", whose serial adapter adds its output unscaled. Remove scale or use kind "parallel".`);
   return brand({
     method: "adapter",
     kind,

@@ -11,6 +11,7 @@ export interface Ia3Options {
    * The targets whose input is scaled (PEFT's `feedforward_modules`), such
    * as the MLP down-projection, whose input is the inner activation; the
    * other targets scale their output. Default the MLP down-projections.
+   * Modules it selects outside `targets` are ignored.
    */
   feedforward?: SelectorLike;
 }

@@ -6,7 +6,7 @@ import { PeftcError } from "../errors";
 const MANIFEST = "manifest.json";
 
 /** Files every artifact folder may contain besides the external data its manifest lists. */
-const ARTIFACT_NAMES = ["eval.onnx", "grad.onnx", "train.onnx", "apply.onnx", "infer.onnx", "infer.onnx.data", "params.safetensors", MANIFEST, "model.d.ts"];
+const ARTIFACT_NAMES = ["eval.onnx", "grad.onnx", "train.onnx", "apply.onnx", "infer.onnx", "infer.onnx.data", "prefix.onnx", "params.safetensors", MANIFEST, "model.d.ts"];
 
 /** Maximum number of unknown files an error names before it ends with "and N more". */
 const LISTED_FILES = 5;

@@ -59,6 +59,7 @@ export const ARTIFACT_FILES = {
   train: "train.onnx",
   apply: "apply.onnx",
   infer: "infer.onnx",
+  prefix: "prefix.onnx",
   params: "params.safetensors",
   manifest: "manifest.json",
   types: "model.d.ts",
@@ -142,6 +143,10 @@ export function compileArtifacts(options: CompileOptions): CompileResult {
       placed.push(...saveModel(infer.model, path.join(staging, ARTIFACT_FILES.infer), options_));
       files.push(ARTIFACT_FILES.infer);
       if (fs.existsSync(path.join(staging, `${ARTIFACT_FILES.infer}.data`))) files.push(`${ARTIFACT_FILES.infer}.data`);
+      if (infer.prefix) {
+        saveModel(infer.prefix, path.join(staging, ARTIFACT_FILES.prefix));
+        files.push(ARTIFACT_FILES.prefix);
+      }
     }
     writeSafetensors(path.join(staging, ARTIFACT_FILES.params), new Map<string, Tensor>(peft.parameters.map((parameter) => [parameter.name, parameter.tensor])), { format: "pt" });
     files.push(ARTIFACT_FILES.params);
@@ -194,6 +199,7 @@ function compileGraph(options: CompileOptions, kind: TrainingGraphKind | null): 
       mode: kind === "eval" || kind === null ? "eval" : "train",
       extraLora: options.spec ? [] : adapter!.plans,
       initialLora: adapter?.values,
+      modelFile: options.modelFile,
     });
   } catch (error) {
     if (isSpecError(error)) options.relocate?.(error);
@@ -204,7 +210,7 @@ function compileGraph(options: CompileOptions, kind: TrainingGraphKind | null): 
   let loss: Loss | undefined;
   if (kind !== null) {
     try {
-      loss = addTrainingHead(model, kind, peft.parameters, settings, decayRule(discovery, settings), layerBoundaries(model, discovery));
+      loss = addTrainingHead(model, kind, peft.parameters, settings, decayRule(discovery, settings), layerBoundaries(model, discovery), peft.precedingLogits);
     } catch (error) {
       if (isSpecError(error)) options.relocate?.(error);
       throw error;
@@ -293,11 +299,14 @@ function buildManifest(
     adapter: options.adapterDir ? path.basename(path.resolve(options.adapterDir)) : null,
     parameters: peft.parameters.map(({ name, shape, dtype, init, module, method }, i) => ({ name, shape, dtype, init, module, method, weightDecay: decays(peft.parameters[i]) })),
     lora: peft.lora,
+    ia3: peft.ia3,
+    prefix: peft.prefix,
     summary,
     graphs: {
       ...Object.fromEntries([...graphs].map(([kind, graph]) => [kind, describe(ARTIFACT_FILES[kind], graph)])),
       ...(apply ? { apply: describe(ARTIFACT_FILES.apply, apply) } : {}),
       ...(infer ? { infer: describe(ARTIFACT_FILES.infer, infer.model) } : {}),
+      ...(infer?.prefix ? { prefix: describe(ARTIFACT_FILES.prefix, infer.prefix) } : {}),
     },
     optimizer: { state: graphs.size > 0 ? [...state] : [], settings: toPlain(settings) },
     loss: loss ? toPlain(loss) : null,

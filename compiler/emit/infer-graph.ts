@@ -1,5 +1,5 @@
 import { PeftcError } from "../errors";
-import { isSpecError } from "../dsl/spec-error";
+import { SpecError, isSpecError } from "../dsl/spec-error";
 import { loadModel } from "../ir/io";
 import { inferShapes } from "../ir/infer";
 import type { Model } from "../ir/model";
@@ -10,6 +10,7 @@ import { mergeIntoWeights } from "../kvcache/merge";
 import { type Discovery, discoverModules } from "../match/discover";
 import { hasCausalAttention } from "../kvcache/causal";
 import { applySpec, type PeftGraph } from "../methods/apply";
+import { buildPrefixFolding } from "../methods/prefix-folding";
 import { type AdapterPlans, adapterPlans } from "./adapter-import";
 import type { CompileOptions } from "./compile";
 import { logitsOutput } from "../train/training-graphs";
@@ -17,8 +18,10 @@ import { logitsOutput } from "../train/training-graphs";
 /** The inference graph and what was folded into its weights. */
 export interface InferGraph {
   model: Model;
-  /** LoRA target paths merged into base weights; empty when adapters stay graph inputs. */
+  /** LoRA and (IA)3 target paths merged into base weights; empty when adapters stay graph inputs. */
   merged: string[];
+  /** prefix.onnx, which computes the prefixes infer.onnx reads from a prefix tuning's projection; null when infer.onnx needs none. */
+  prefix: Model | null;
 }
 
 /**
@@ -34,7 +37,7 @@ export function isDecoder(model: Model, discovery: Pick<Discovery, "attention">)
 }
 
 /** Method kinds whose trained values `mergeIntoWeights` folds into the base weights. */
-const MERGED_METHODS: ReadonlySet<Method["method"]> = new Set(["lora", "bitfit", "layernorm", "unfreeze"]);
+const MERGED_METHODS: ReadonlySet<Method["method"]> = new Set(["lora", "ia3", "bitfit", "layernorm", "unfreeze"]);
 
 /**
  * Builds infer.onnx: the model with a KV cache (kept when the export has
@@ -52,9 +55,14 @@ export function buildInferGraph(options: CompileOptions, trained: PeftGraph): In
   const discovery = discoverModules(model);
   const merge = options.spec?.inference.mergeAdapters ?? false;
   const fused = options.spec?.inference.fusedAttention ?? false;
-  const merged = merge ? mergeIntoWeights(model, trained.lora, trained.parameters) : [];
+  const gatedPrefix = options.spec?.methods.find((method) => method.method === "prefix" && method.gate);
+  if (fused && gatedPrefix) {
+    // MultiHeadAttention takes the whole softmax inside the kernel, so the gate that scales the prefix columns of the probabilities has no place there.
+    throw new SpecError("E_SPEC_MODEL", "prefixTuning's gate scales the attention probabilities, which the fused attention kernel of inference.fusedAttention computes internally. Set gate: false, or leave fusedAttention off.", gatedPrefix.site, ["gate"]);
+  }
+  const merged = merge ? mergeIntoWeights(model, trained.lora, trained.parameters, trained.ia3) : [];
   const adapter: AdapterPlans | null = options.adapterDir && !merge ? adapterPlans(options.adapterDir, discovery) : null;
-  const shared = { mode: "eval" as const, modelFile: options.modelFile, values: new Map(trained.parameters.map((parameter) => [parameter.name, parameter.tensor])), skip: merge ? MERGED_METHODS : undefined };
+  const shared = { mode: "eval" as const, modelFile: options.modelFile, values: new Map(trained.parameters.map((parameter) => [parameter.name, parameter.tensor])), skip: merge ? MERGED_METHODS : undefined, mergeAdapters: merge };
   const apply = (stage: "modules" | "sequence"): void => {
     try {
       applySpec(model, discovery, options.spec, { ...shared, stage, cached: stage === "sequence", extraLora: options.spec || !adapter ? [] : adapter.plans, initialLora: adapter?.values });
@@ -72,5 +80,7 @@ export function buildInferGraph(options: CompileOptions, trained: PeftGraph): In
   apply("sequence");
   if (fused) fuseAttentionCores(model, discovery);
   validateModel(model);
-  return { model, merged };
+  const prefix = buildPrefixFolding(model, discovery, options.spec);
+  if (prefix) validateModel(prefix);
+  return { model, merged, prefix };
 }

@@ -1,4 +1,6 @@
 import type { LoraRecord, ParameterMethod } from "../methods/parameters";
+import type { Ia3Record } from "../methods/ia3-record";
+import type { PrefixTuningRecord } from "../methods/prefix-record";
 
 /** One row of the manifest's parameter table. */
 export interface ManifestParameter {
@@ -60,21 +62,27 @@ export interface Manifest {
   adapter: string | null;
   parameters: ManifestParameter[];
   lora: LoraRecord[];
+  /** (IA)3 vectors; absent in manifests written before (IA)3 existed. */
+  ia3?: Ia3Record[];
+  /** The prefix tuning's layers and sizes; null without one, absent in manifests written before prefix tuning existed. */
+  prefix?: PrefixTuningRecord | null;
   summary: TrainableSummary;
   /**
    * eval.onnx, grad.onnx, train.onnx, apply.onnx and infer.onnx, with their
    * data inputs (parameters and optimizer state are listed apart). A model
    * that cannot train (an opset before 13, an op without a gradient rule)
-   * has only infer; an encoder has no infer.
+   * has only infer; an encoder has no infer. prefix.onnx comes with an
+   * infer.onnx that reads the prefixes of a prefix tuning's projection:
+   * it computes them from the projection's parameters, once per set.
    */
-  graphs: Partial<Record<"eval" | "grad" | "train" | "apply" | "infer", ManifestGraph>>;
+  graphs: Partial<Record<"eval" | "grad" | "train" | "apply" | "infer" | "prefix", ManifestGraph>>;
   /** Optimizer state tensor names (train.onnx and apply.onnx inputs, zeros at the start) and the training settings. */
   optimizer: { state: string[]; settings: unknown };
   /** The loss of the training graphs, the spec's or the one chosen from the logits' shape; null without training graphs. */
   loss: unknown;
   /** Base model data files in the artifact folder and how they got there. */
   externalData: { location: string; placement: "hardlink" | "copy" }[];
-  /** LoRA paths folded into the base weights of infer.onnx; empty when adapters stay graph inputs there. */
+  /** LoRA and (IA)3 target paths folded into the base weights of infer.onnx; empty when adapters stay graph inputs there. */
   merged: string[];
   warnings: string[];
 }

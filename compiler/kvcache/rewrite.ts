@@ -109,13 +109,15 @@ function withPast(b: GradBuilder, current: Value, past: Value, presentName: stri
 /**
  * Finds the keys (operand 1 of the scores MatMul) or values (operand 1 of
  * the context MatMul) with one entry per key/value head, [batch, kv_heads,
- * sequence, head_dim]. The walk goes back through the Transpose that turns
+ * sequence, head_dim]. Prefix tuning uses it too, so its prefixes sit
+ * where the cache does; on a cached graph it returns the present keys or
+ * values. The walk goes back through the Transpose that turns
  * keys to [batch, heads, head_dim, sequence], and through the Unsqueeze,
  * Expand, Reshape with which grouped-query attention repeats heads. Keys transposed straight from
  * [batch, sequence, heads, head_dim] (perm [0, 2, 3, 1], PyTorch's GPT-2)
  * are split into two transposes, so the cache sits between them.
  */
-function kvHeadValue(b: GradBuilder, matMul: Node, isKey: boolean, layer: number): Value {
+export function kvHeadValue(b: GradBuilder, matMul: Node, isKey: boolean, layer: number): Value {
   let value = matMul.inputs[1]!;
   if (isKey) {
     const transpose = value.producer;

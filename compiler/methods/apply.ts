@@ -4,6 +4,7 @@ import type { SpecWarning } from "../dsl/match";
 import type { Method, Spec } from "../dsl/spec";
 import { type Target, selectionTargets } from "../dsl/targets";
 import type { Model } from "../ir/model";
+import type { Value } from "../ir/value";
 import type { Discovery } from "../match/discover";
 import type { Tensor } from "../onnx/tensor";
 import { planAdapter } from "./adapter";
@@ -14,6 +15,8 @@ import { type LoraValues, insertLora } from "./lora";
 import { type LoraPlan, checkLoraConflicts, planLora } from "./lora-plan";
 import type { GraphMode, MethodContext, PlannedMethod } from "./method-context";
 import type { LoraRecord, TrainableParameter } from "./parameters";
+import type { Ia3Record } from "./ia3-record";
+import type { PrefixTuningRecord } from "./prefix-record";
 import { planPrefixTuning } from "./prefix-tuning";
 import { planPromptTuning } from "./prompt-tuning";
 import { retieHead } from "./retie";
@@ -24,11 +27,17 @@ export interface PeftGraph {
   /** Trainable tensors in the order they were added: new ones by method, then unfrozen existing ones. */
   parameters: TrainableParameter[];
   lora: LoraRecord[];
+  /** (IA)3 vectors, for merging and export. */
+  ia3: Ia3Record[];
+  /** The prefix tuning, for the manifest and the PEFT adapter export; null without one. */
+  prefix: PrefixTuningRecord | null;
   warnings: SpecWarning[];
+  /** Set by prompt tuning: logits of the position before each label, which a causal LM loss reads unshifted (see MethodResult). */
+  precedingLogits?: Value;
 }
 
 /**
- * Which methods a rewrite applies. infer.onnx applies the module methods
+ * The methods a rewrite applies. infer.onnx applies the module methods
  * before the KV cache rewrite and the sequence methods (prompt and prefix
  * tuning, which change what the cache holds) after it.
  */
@@ -48,9 +57,11 @@ export interface ApplyOptions {
   modelFile?: string;
   /** Trainable tensor values by name, for rewrites that fold them into constants. */
   values?: ReadonlyMap<string, Tensor>;
+  /** True for infer.onnx with `inference.mergeAdapters`, where rewrites fold `values` into constants. */
+  mergeAdapters?: boolean;
 }
 
-/** Methods that change the token sequence or what attention sees over it, rather than a module. */
+/** Methods that change the token sequence or the keys attention reads, rather than a module. */
 const SEQUENCE_METHODS: ReadonlySet<Method["method"]> = new Set(["prompt", "prefix"]);
 
 type PlannerOf<M extends Method> = (method: M, context: MethodContext) => PlannedMethod;
@@ -76,14 +87,14 @@ function planAdditive(method: AdditiveMethod, context: MethodContext): PlannedMe
  */
 export function applySpec(model: Model, discovery: Discovery, spec: Spec | null, options: ApplyOptions): PeftGraph {
   const stage = options.stage ?? "all";
-  const wanted = (method: Method): boolean => {
+  const included = (method: Method): boolean => {
     if (options.skip?.has(method.method)) return false;
     const sequence = SEQUENCE_METHODS.has(method.method);
     return stage === "all" || (stage === "sequence") === sequence;
   };
-  const chosenMethods = spec ? spec.methods.filter(wanted) : [];
+  const chosenMethods = spec ? spec.methods.filter(included) : [];
   const targets: Target[] = selectionTargets(discovery);
-  const context: MethodContext = { model, discovery, targets, mode: options.mode, seed: spec?.seed ?? 0, cached: options.cached ?? false, modelFile: options.modelFile, values: options.values };
+  const context: MethodContext = { model, discovery, targets, mode: options.mode, seed: spec?.seed ?? 0, cached: options.cached ?? false, modelFile: options.modelFile, values: options.values, mergeAdapters: options.mergeAdapters };
 
   const loraMethods = chosenMethods.filter((method): method is LoraMethod => method.method === "lora");
   const selective = chosenMethods.filter((method): method is SelectiveMethod => method.method === "bitfit" || method.method === "layernorm" || method.method === "unfreeze");
@@ -104,14 +115,20 @@ export function applySpec(model: Model, discovery: Discovery, spec: Spec | null,
   const inserted = insertLora(model, plans, { mode: options.mode, seed: spec?.seed ?? 0, initial: options.initialLora });
   warnings.push(...inserted.warnings);
   const parameters = [...inserted.parameters];
+  let precedingLogits: Value | undefined;
+  const ia3: Ia3Record[] = [];
+  let prefix: PrefixTuningRecord | null = null;
   for (const planned of additive) {
     const result = planned.insert(context);
     parameters.push(...result.parameters);
     warnings.push(...result.warnings);
+    precedingLogits ??= result.precedingLogits;
+    ia3.push(...(result.ia3 ?? []));
+    prefix ??= result.prefix ?? null;
   }
   // Before unfreezing, while the embedding still has its data as an initializer.
   warnings.push(...retieHead(model, discovery.modules, new Set(existing.chosen.keys())));
   const unfrozen = unfreezeExisting(model, existing.chosen);
   warnings.push(...unfrozen.warnings);
-  return { model, parameters: [...parameters, ...unfrozen.parameters], lora: inserted.records, warnings };
+  return { model, parameters: [...parameters, ...unfrozen.parameters], lora: inserted.records, ia3, prefix, warnings, precedingLogits };
 }

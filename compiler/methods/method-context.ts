@@ -3,13 +3,16 @@ import type { SourceSite } from "../dsl/site";
 import type { Target } from "../dsl/targets";
 import type { Model } from "../ir/model";
 import type { Discovery } from "../match/discover";
+import type { Value } from "../ir/value";
 import type { Tensor } from "../onnx/tensor";
 import type { TrainableParameter } from "./parameters";
+import type { Ia3Record } from "./ia3-record";
+import type { PrefixTuningRecord } from "./prefix-record";
 
 /** Whether the rewritten graph trains (dropout active) or evaluates (no dropout). */
 export type GraphMode = "train" | "eval";
 
-/** What a method's rewrite sees: the model, what discovery found in it, and how the graph will be used. */
+/** The input of a method's rewrite: the model, the modules discovery found in it, and how the graph will be used. */
 export interface MethodContext {
   model: Model;
   discovery: Discovery;
@@ -31,6 +34,8 @@ export interface MethodContext {
    * infer.onnx.
    */
   values?: ReadonlyMap<string, Tensor>;
+  /** True in infer.onnx built with `inference.mergeAdapters`: rewrites fold `values` into constants rather than reading graph inputs. */
+  mergeAdapters?: boolean;
 }
 
 /** A method resolved against the model: checked, not yet applied. */
@@ -42,10 +47,20 @@ export interface PlannedMethod {
   insert(context: MethodContext): MethodResult;
 }
 
-/** What a method's rewrite added. */
+/** The tensors and warnings a method's rewrite added. */
 export interface MethodResult {
   parameters: TrainableParameter[];
   warnings: SpecWarning[];
+  /**
+   * Logits [batch, sequence, vocab] of the position before each label, for
+   * a causal LM loss to read unshifted. Prompt tuning sets it so the first
+   * real token is predicted from the last virtual token.
+   */
+  precedingLogits?: Value;
+  /** (IA)3 vectors the rewrite added, for merging them into the weights and exporting them. */
+  ia3?: Ia3Record[];
+  /** The prefix tuning the rewrite added, for the manifest and the PEFT adapter export. */
+  prefix?: PrefixTuningRecord;
 }
 
 /**

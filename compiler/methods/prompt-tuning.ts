@@ -1,9 +1,59 @@
-import { PeftcError } from "../errors";
 import type { PromptTuningMethod } from "../dsl/prompt-tuning";
+import { SpecError } from "../dsl/spec-error";
+import type { DiscoveredModule } from "../match/module";
+import { DataType } from "../onnx/dtype";
 import type { MethodContext, PlannedMethod } from "./method-context";
+import { checkPromptIds, initialPromptValues, promptInitIds } from "./prompt-init";
+import { prependVirtualTokens } from "./prompt-sequence";
+import { addTrainableTensor, parameterRow } from "./trainable";
 
-// Scaffold: being written; replaced by the real rewrite.
+/** Graph input and params.safetensors name of the virtual-token embeddings; PEFT saves the same tensor as `prompt_embeddings`. */
+export const PROMPT_EMBEDDINGS = "prompt_tuning.embeddings";
+
+/**
+ * Plans prompt tuning: finds the token embedding (a Gather that reads the
+ * `input_ids` graph input) and resolves the init's token ids, so a missing
+ * tokenizer or an id out of range fails before the model changes.
+ */
 export function planPromptTuning(method: PromptTuningMethod, context: MethodContext): PlannedMethod {
-  void context;
-  throw new PeftcError("E_SPEC_MODEL", `${method.method} is not built yet.`);
+  const embedding = tokenEmbedding(method, context);
+  const [vocab, hidden] = embedding.weight!.shape;
+  const ids = promptInitIds(method, context.modelFile);
+  if (ids) checkPromptIds(method, ids, vocab);
+  return {
+    claims: [{ key: `${embedding.path} output`, what: "prompt tuning (virtual tokens before the token embeddings)", site: method.site }],
+    warnings: [],
+    insert(insertContext) {
+      const graph = insertContext.model.graph;
+      const table = embedding.weight!.value.initializer;
+      const dtype = table?.dtype ?? DataType.FLOAT;
+      const initial = initialPromptValues(method, ids, table, hidden, insertContext.seed, PROMPT_EMBEDDINGS);
+      const { value, tensor } = addTrainableTensor(graph, PROMPT_EMBEDDINGS, dtype, [method.virtualTokens, hidden], initial.values);
+      const { precedingLogits } = prependVirtualTokens(insertContext.model, embedding.node, value, method.virtualTokens, insertContext.cached);
+      return {
+        parameters: [parameterRow(tensor, "prompt", embedding.path, initial.init, true)],
+        warnings: [],
+        precedingLogits: precedingLogits ?? undefined,
+      };
+    },
+  };
+}
+
+/** The `embed.tokens` Gather, which must read the `input_ids` graph input so the rewrite can tell real ids from the padded ones. */
+function tokenEmbedding(method: PromptTuningMethod, context: MethodContext): DiscoveredModule {
+  const graph = context.model.graph;
+  const embeddings = context.discovery.modules.filter((module) => module.role === "embed.tokens" && module.node.graph === graph);
+  if (embeddings.length !== 1) {
+    throw new SpecError("E_SPEC_MODEL", `promptTuning needs exactly one token embedding (role embed.tokens) in the main graph; discovery found ${embeddings.length}. Check the model with \`peftc inspect\`.`, method.site);
+  }
+  const embedding = embeddings[0];
+  const ids = graph.inputs.find((input) => input.name === "input_ids");
+  if (!ids || embedding.node.opType !== "Gather" || embedding.node.inputs[1] !== ids || !embedding.weight || embedding.weight.shape.length !== 2) {
+    throw new SpecError(
+      "E_SPEC_MODEL",
+      `promptTuning prepends virtual tokens to the token embedding, which must be a Gather of a [vocab, hidden] table by the graph input input_ids; ${embedding.path} is ${embedding.node.opType} "${embedding.node.name}" reading ${embedding.node.inputs[1]?.name ?? "nothing"}. Export the model with an input_ids input.`,
+      method.site,
+    );
+  }
+  return embedding;
 }

@@ -19,6 +19,8 @@ export interface LossNodes {
   labels: Value;
   /** d loss / d logits, present when built with `withGradient`. */
   logitsGrad?: Value;
+  /** The logits `logitsGrad` belongs to: `logits`, or the preceding-position logits a causal LM loss read instead. */
+  scores: Value;
   /** The loss used: the spec's, or the default the logits' shape chose. */
   resolved?: Loss;
 }
@@ -41,22 +43,29 @@ const TO_END = Number.MAX_SAFE_INTEGER;
  * gives a loss of 0 and zero gradients instead of NaN. The gradient is the
  * closed form (softmax − one-hot) · mask / count, which saves
  * differentiating through LogSoftmax and GatherElements.
+ *
+ * `precedingLogits` [batch, sequence, vocab], when a method provides them,
+ * are the logits of the position before each label (prompt tuning's: the
+ * last virtual token, then the real tokens but the last). A causal LM loss
+ * then reads them against the labels without a shift, so every label,
+ * the first included, is a target, as PEFT's prompt tuning trains.
  */
-export function addLoss(graph: Graph, opset: number, logits: Value, chosen: Loss | null, withGradient: boolean): LossNodes {
+export function addLoss(graph: Graph, opset: number, logits: Value, chosen: Loss | null, withGradient: boolean, precedingLogits?: Value): LossNodes {
   const b = new GradBuilder(graph, opset, "/loss");
   const logitDims = b.dims(logits);
   const dtype = b.dtype(logits);
   if (!logitDims) throw new PeftcError("E_SHAPE_INFERENCE", `the loss needs the rank of "${logits.name}", which shape inference could not find.`, { value: logits.name });
   const loss = chosen ?? defaultLoss(logits, logitDims);
-  return { ...lossFor(graph, b, logits, logitDims, dtype, loss, withGradient), resolved: loss };
+  return { ...lossFor(graph, b, logits, logitDims, dtype, loss, withGradient, precedingLogits), resolved: loss };
 }
 
-function lossFor(graph: Graph, b: GradBuilder, logits: Value, logitDims: Dim[], dtype: DataType, loss: Loss, withGradient: boolean): LossNodes {
+function lossFor(graph: Graph, b: GradBuilder, logits: Value, logitDims: Dim[], dtype: DataType, loss: Loss, withGradient: boolean, precedingLogits: Value | undefined): LossNodes {
   switch (loss.loss) {
     case "causal_lm":
     case "masked_lm": {
       if (logitDims.length !== 3) throw rankError(logits, logitDims, loss.loss, "[batch, sequence, vocab]", "sequenceClassification({ classes })");
       const labels = graph.addInput("labels", tensorType(DataType.INT64, [logitDims[0], logitDims[1]]));
+      if (loss.loss === "causal_lm" && precedingLogits) return crossEntropy(b, precedingLogits, labels, dtype, false, withGradient);
       return crossEntropy(b, logits, labels, dtype, loss.loss === "causal_lm", withGradient);
     }
     case "sequence_classification": {
@@ -106,7 +115,7 @@ function crossEntropy(b: GradBuilder, logits: Value, labels: Value, dtype: DataT
   const count = b.op("Max", [b.op("ReduceSum", [weight], [attr.int("keepdims", 0)]), b.scalar(1, dtype)]);
   const labelCount = b.op("ReduceSum", [weight], [attr.int("keepdims", 0)]);
   const loss = b.op("Neg", [b.op("Div", [total, count])]);
-  if (!withGradient) return { loss, labels, count: labelCount };
+  if (!withGradient) return { loss, labels, count: labelCount, scores: logits };
 
   const classes = b.op("Gather", [b.shape(logits), b.intScalar(-1)]);
   const oneHot = b.op("OneHot", [safeTargets, classes, b.op("Cast", [b.ints([0, 1])], [attr.int("to", dtype)])], [attr.int("axis", -1)]);
@@ -115,7 +124,7 @@ function crossEntropy(b: GradBuilder, logits: Value, labels: Value, dtype: DataT
   const scoresGrad = b.op("Mul", [b.op("Sub", [probs, oneHot]), perToken]);
   // The dropped last position gets a zero gradient.
   const logitsGrad = shift ? b.op("Pad", [scoresGrad, b.ints([0, 0, 0, 0, 1, 0])]) : scoresGrad;
-  return { loss, labels, count: labelCount, logitsGrad: b.typed(logitsGrad, logits) };
+  return { loss, labels, count: labelCount, logitsGrad: b.typed(logitsGrad, logits), scores: logits };
 }
 
 function meanSquaredError(b: GradBuilder, predictions: Value, targets: Value, withGradient: boolean): LossNodes {
@@ -123,7 +132,7 @@ function meanSquaredError(b: GradBuilder, predictions: Value, targets: Value, wi
   const error = b.op("Sub", [predictions, targets]);
   const loss = b.op("ReduceMean", [b.op("Mul", [error, error])], [attr.int("keepdims", 0)]);
   const count = b.op("Cast", [b.op("Size", [error])], [attr.int("to", dtype)]);
-  if (!withGradient) return { loss, labels: targets, count };
+  if (!withGradient) return { loss, labels: targets, count, scores: predictions };
   const logitsGrad = b.op("Div", [b.op("Mul", [error, b.scalar(2, dtype)]), count]);
-  return { loss, labels: targets, count, logitsGrad: b.typed(logitsGrad, predictions) };
+  return { loss, labels: targets, count, logitsGrad: b.typed(logitsGrad, predictions), scores: predictions };
 }

@@ -39,6 +39,8 @@ export function logitsOutput(model: Model): Value {
  * runtime accumulating micro-batches can weight each one's gradients.
  *
  * `decays(parameter)` says whether weight decay applies to it.
+ * `precedingLogits` comes from prompt tuning (PeftGraph.precedingLogits):
+ * a causal LM loss reads it in place of the shifted `logits`.
  */
 export function addTrainingHead(
   model: Model,
@@ -48,6 +50,7 @@ export function addTrainingHead(
   decays: (parameter: TrainableParameter) => boolean,
   /** Residual-stream values at layer starts, used when the settings ask for activation checkpointing. */
   checkpoints: readonly Value[] = [],
+  precedingLogits?: Value,
 ): Loss {
   const graph = model.graph;
   const opset = model.opsetVersion("") ?? 0;
@@ -61,7 +64,7 @@ export function addTrainingHead(
     );
   }
   const originalOutputs = [...graph.outputs];
-  const loss = addLoss(graph, opset, logits, settings.loss, kind !== "eval");
+  const loss = addLoss(graph, opset, logits, settings.loss, kind !== "eval", precedingLogits);
   const outputs: [string, Value][] = [["loss", loss.loss], ["label_count", loss.count]];
 
   if (kind === "eval") {
@@ -70,7 +73,7 @@ export function addTrainingHead(
     for (const output of originalOutputs) outputs.push([output.name, output]);
   } else {
     const values = parameters.map((parameter) => graph.lookup(parameter.name)!);
-    const grads = buildBackward(model, new Map([[logits, loss.logitsGrad!]]), values, { checkpoints: settings.checkpointActivations ? checkpoints : [] });
+    const grads = buildBackward(model, new Map([[loss.scores, loss.logitsGrad!]]), values, { checkpoints: settings.checkpointActivations ? checkpoints : [] });
     if (kind === "grad") {
       parameters.forEach((parameter, i) => outputs.push([gradName(parameter.name), grads.get(values[i])!]));
     } else {

@@ -3,6 +3,9 @@ import * as path from "node:path";
 import { Command } from "commander";
 import type { Manifest } from "../../compiler/emit/manifest";
 import { type PeftAdapterDefaults, writePeftAdapter } from "../../compiler/emit/peft-adapter";
+import { writePeftIa3Adapter } from "../../compiler/emit/peft-ia3";
+import { promptAdapterInput, writePeftPromptAdapter } from "../../compiler/emit/peft-prompt";
+import { writePeftPrefixAdapter } from "../../compiler/emit/peft-prefix";
 import { readSafetensors } from "../../compiler/emit/safetensors";
 import { PeftcError } from "../../compiler/errors";
 import type { CliIo } from "./main";
@@ -68,9 +71,9 @@ export function registerExportAdapter(program: Command, io: CliIo): void {
   program
     .command("export-adapter")
     .description(
-      "Write the LoRA adapter of an artifact folder as a Hugging Face PEFT adapter folder (adapter_config.json and adapter_model.safetensors) that PeftModel.from_pretrained loads.",
+      "Write the LoRA, (IA)3, prompt-tuning or prefix-tuning adapter of an artifact folder as a Hugging Face PEFT adapter folder (adapter_config.json and adapter_model.safetensors) that PeftModel.from_pretrained loads.",
     )
-    .argument("<artifact-dir>", "artifact folder written by peftc compile, whose manifest.json lists the LoRA branches")
+    .argument("<artifact-dir>", "artifact folder written by peftc compile, whose manifest.json lists the LoRA branches or (IA)3 vectors")
     .requiredOption("--out <dir>", "adapter folder to write. It is created if missing, and an existing one must be empty or contain an earlier adapter")
     .option("--params <file>", "safetensors file with the trained values, such as a training checkpoint (default: <artifact-dir>/params.safetensors)")
     .option("--task-type <type>", `PEFT task_type written to adapter_config.json: ${PEFT_TASK_TYPES.join(", ")}`, "CAUSAL_LM")
@@ -81,6 +84,20 @@ export function registerExportAdapter(program: Command, io: CliIo): void {
         throw new PeftcError("E_ADAPTER", `--task-type ${JSON.stringify(options.taskType)} is not a PEFT task type. Use one of ${PEFT_TASK_TYPES.join(", ")}.`);
       }
       const manifest = readManifest(artifactDir);
+      // Before the adapter check, which would take a prefix tuning's UniPELT gates for bottleneck adapters.
+      if (manifest.parameters.some((parameter) => parameter.method === "prefix")) {
+        exportPrefixTuning(manifest, artifactDir, options, io);
+        return;
+      }
+      rejectBottleneckAdapters(manifest, artifactDir, options.loraOnly === true);
+      if (manifest.parameters.some((parameter) => parameter.method === "prompt")) {
+        exportPromptTuning(manifest, artifactDir, options, io);
+        return;
+      }
+      if ((manifest.ia3 ?? []).length > 0) {
+        exportIa3(manifest, artifactDir, options, io);
+        return;
+      }
       if (manifest.lora.length === 0) {
         throw new PeftcError(
           "E_ARTIFACT",
@@ -121,4 +138,79 @@ export function registerExportAdapter(program: Command, io: CliIo): void {
           "\n",
       );
     });
+}
+
+/**
+ * Rejects bottleneck adapters, which have no Hugging Face PEFT type (PEFT
+ * has no Houlsby, Pfeiffer or parallel adapter), unless `--lora-only`
+ * requests the LoRA tensors alone.
+ */
+function rejectBottleneckAdapters(manifest: Manifest, artifactDir: string, loraOnly: boolean): void {
+  // An adapter's gate tensors come with its "adapter" tensors, and LoRA and prefix tuning have gates of their own.
+  const adapters = manifest.parameters.filter((parameter) => parameter.method === "adapter");
+  if (adapters.length === 0 || (loraOnly && manifest.lora.length > 0)) return;
+  const modules = [...new Set(adapters.map((parameter) => parameter.module))];
+  throw new PeftcError(
+    "E_ARTIFACT",
+    `the artifacts train bottleneck adapters (adapter() on ${modules.slice(0, 3).join(", ")}${modules.length > 3 ? ", ..." : ""}), which have no Hugging Face PEFT adapter type, so they cannot be written as a PEFT adapter folder. Keep their trained values in the params.safetensors format with the artifact folder${manifest.lora.length > 0 ? ", or pass --lora-only to export the LoRA tensors alone" : ""}.`,
+    { file: artifactDir },
+  );
+}
+
+/** Writes the (IA)3 vectors of an artifact folder as a PEFT IA3 adapter folder. */
+function exportIa3(manifest: Manifest, artifactDir: string, options: ExportAdapterOptions, io: CliIo): void {
+  if (manifest.lora.length > 0) {
+    throw new PeftcError(
+      "E_ARTIFACT",
+      `the artifacts have both LoRA branches and (IA)3 vectors, but a PEFT adapter folder holds one method. Compile the methods as separate specs to export them.`,
+      { file: artifactDir },
+    );
+  }
+  const others = manifest.parameters.filter((parameter) => parameter.method !== "ia3");
+  if (others.length > 0) {
+    throw new PeftcError(
+      "E_ARTIFACT",
+      `the artifacts train ${others.length} tensors besides the (IA)3 vectors (${others.slice(0, 3).map((parameter) => parameter.name).join(", ")}${others.length > 3 ? ", ..." : ""}), which a PEFT IA3 adapter cannot contain, so PEFT would use the base model's values for them. Compile a spec with ia3() alone to export it.`,
+      { file: artifactDir },
+    );
+  }
+  const { tensors } = readSafetensors(options.params ?? path.join(artifactDir, "params.safetensors"));
+  const written = writePeftIa3Adapter(options.out, { records: manifest.ia3!, tensors, taskType: options.taskType, baseModel: options.baseModel ?? null });
+  const feedforward = written.modules.filter((module) => module.feedforward).length;
+  io.stdout(`wrote ${options.out}: (IA)3 vectors on ${written.modules.length} modules, ${feedforward} of them feedforward (input) scalings\n`);
+}
+
+/** Writes the virtual-token embeddings of an artifact folder as a PEFT prompt-tuning adapter folder. */
+function exportPromptTuning(manifest: Manifest, artifactDir: string, options: ExportAdapterOptions, io: CliIo): void {
+  const others = manifest.parameters.filter((parameter) => parameter.method !== "prompt");
+  if (others.length > 0) {
+    throw new PeftcError(
+      "E_ARTIFACT",
+      `the artifacts train ${others.length} tensors besides the prompt embeddings (${others.slice(0, 3).map((parameter) => parameter.name).join(", ")}${others.length > 3 ? ", ..." : ""}), but a PEFT prompt-tuning adapter contains the prompt alone, so PEFT would use the base model's values for them. Compile a spec with promptTuning() alone to export it.`,
+      { file: artifactDir },
+    );
+  }
+  const { tensors } = readSafetensors(options.params ?? path.join(artifactDir, "params.safetensors"));
+  const input = promptAdapterInput(artifactDir, manifest, tensors);
+  const written = writePeftPromptAdapter(options.out, { ...input, taskType: options.taskType, baseModel: options.baseModel ?? null });
+  io.stdout(`wrote ${options.out}: prompt tuning, ${written.config.num_virtual_tokens} virtual tokens of ${written.config.token_dim} values, init ${written.config.prompt_tuning_init}\n`);
+}
+
+/** Writes the key and value prefixes of an artifact folder as a PEFT prefix-tuning adapter folder. */
+function exportPrefixTuning(manifest: Manifest, artifactDir: string, options: ExportAdapterOptions, io: CliIo): void {
+  if (!manifest.prefix) {
+    throw new PeftcError("E_ARTIFACT", `${path.join(artifactDir, "manifest.json")} lists prefix-tuning tensors but no "prefix" record of their layers. Compile the artifacts again with this peftc.`, { file: artifactDir });
+  }
+  const others = manifest.parameters.filter((parameter) => parameter.method !== "prefix" && parameter.method !== "gate");
+  if (others.length > 0) {
+    throw new PeftcError(
+      "E_ARTIFACT",
+      `the artifacts train ${others.length} tensors besides the prefix tuning (${others.slice(0, 3).map((parameter) => parameter.name).join(", ")}${others.length > 3 ? ", ..." : ""}), but a PEFT prefix-tuning adapter holds the prefixes alone, so PEFT would use the base model's values for them. Compile a spec with prefixTuning() alone to export it.`,
+      { file: artifactDir },
+    );
+  }
+  const { tensors } = readSafetensors(options.params ?? path.join(artifactDir, "params.safetensors"));
+  const written = writePeftPrefixAdapter(options.out, { record: manifest.prefix, tensors, taskType: options.taskType, baseModel: options.baseModel ?? null });
+  const { config } = written;
+  io.stdout(`wrote ${options.out}: prefix tuning, ${config.num_virtual_tokens} virtual tokens in ${config.num_layers} layers of ${config.token_dim} values (${config.num_attention_heads} key/value heads)${config.prefix_projection ? ", projection folded into the rows" : ""}\n`);
 }
