@@ -35,7 +35,7 @@ export function registerCompile(program: Command, io: CliIo): void {
     .description(
       "Apply a PEFT spec to a model and write an artifact folder: eval.onnx (loss and logits), grad.onnx (gradients), " +
         "train.onnx (one optimizer step), apply.onnx (a step from accumulated gradients), infer.onnx (KV-cached generation, decoders only), " +
-        "params.safetensors (initial trainable tensors), manifest.json and model.d.ts. Frozen weights in external data are hard-linked, not copied.",
+        "prefix.onnx (prefix tuning with a projection: the prefixes infer.onnx reads, computed from the trained tensors), params.safetensors (initial trainable tensors), manifest.json and model.d.ts. Frozen weights in external data are hard-linked, not copied.",
     )
     .argument("<model>", "path to an .onnx file (its external data files must sit in the same folder)")
     .option("--spec <file>", "TypeScript spec whose default export is defineSpec({...}); required unless --adapter is given")
