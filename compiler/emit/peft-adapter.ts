@@ -5,7 +5,8 @@ import type { QkvLayout, QkvPart } from "../match/fused-qkv";
 import type { LoraRecord } from "../methods/parameters";
 import { DataType, isFloatType } from "../onnx/dtype";
 import { Tensor } from "../onnx/tensor";
-import { encodeSafetensors, readSafetensors, temporaryPath, writeChunks } from "./safetensors";
+import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, type PeftConfigJson, writeAdapterFolder } from "./adapter-folder";
+import { readSafetensors } from "./safetensors";
 
 /**
  * Hugging Face PEFT adapter folders for LoRA: adapter_config.json (a
@@ -16,8 +17,7 @@ import { encodeSafetensors, readSafetensors, temporaryPath, writeChunks } from "
  * with use_rslora.
  */
 
-export const ADAPTER_CONFIG_FILE = "adapter_config.json";
-export const ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors";
+export { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE };
 const PICKLE_WEIGHTS_FILE = "adapter_model.bin";
 const KEY_PREFIX = "base_model.model.";
 
@@ -29,11 +29,8 @@ const KEY_PREFIX = "base_model.model.";
  * their defaults mean what peftc exports, and older PEFT releases fail on
  * config keys they do not know.
  */
-export interface LoraConfigJson {
+export interface LoraConfigJson extends PeftConfigJson {
   peft_type: "LORA";
-  task_type: string | null;
-  base_model_name_or_path: string | null;
-  revision: string | null;
   r: number;
   lora_alpha: number;
   lora_dropout: number;
@@ -48,7 +45,6 @@ export interface LoraConfigJson {
   fan_in_fan_out: boolean;
   modules_to_save: string[] | null;
   init_lora_weights: boolean | string;
-  inference_mode: boolean;
   layers_to_transform: number[] | number | null;
   layers_pattern: string[] | string | null;
   [field: string]: unknown;
@@ -154,14 +150,7 @@ export function writePeftAdapter(dir: string, input: PeftAdapterInput): WrittenA
     weights.set(key, tensor);
   }
 
-  prepareFolder(dir);
-  // PEFT's save_pretrained writes the same metadata.
-  const weightChunks = encodeSafetensors(weights, { format: "pt" });
-  const configText = `${JSON.stringify(sortKeys(config), null, 2)}\n`;
-  writeFolderFiles(dir, [
-    [ADAPTER_WEIGHTS_FILE, weightChunks],
-    [ADAPTER_CONFIG_FILE, [Buffer.from(configText, "utf8")]],
-  ]);
+  const files = writeAdapterFolder(dir, { weights, config: sortKeys(config) });
 
   const modules = updates.map((update) => ({
     torchName: update.torchName,
@@ -170,45 +159,7 @@ export function writePeftAdapter(dir: string, input: PeftAdapterInput): WrittenA
     scale: update.scale,
     parts: update.parts,
   }));
-  return { config, modules, files: [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE].map((file) => path.join(dir, file)) };
-}
-
-/** Creates `dir`, or checks that an existing one is empty or an adapter folder, so a wrong --out never mixes files into unrelated data. */
-function prepareFolder(dir: string): void {
-  let entries: string[];
-  try {
-    const stat = fs.statSync(dir);
-    if (!stat.isDirectory()) throw new PeftcError("E_OUTPUT_PATH", `cannot write an adapter to ${dir}: it is a file, not a folder. Pass a folder path.`, { file: dir });
-    entries = fs.readdirSync(dir);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-    fs.mkdirSync(dir, { recursive: true });
-    return;
-  }
-  if (entries.length > 0 && !entries.includes(ADAPTER_CONFIG_FILE)) {
-    throw new PeftcError(
-      "E_OUTPUT_PATH",
-      `cannot write an adapter to ${dir}: the folder is not empty and contains no ${ADAPTER_CONFIG_FILE}, so it is not an adapter folder. Pass a new or empty folder.`,
-      { file: dir },
-    );
-  }
-}
-
-/** Writes each file under a temporary name, then renames them all. On failure it removes the temporary files. */
-function writeFolderFiles(dir: string, files: [string, Uint8Array[]][]): void {
-  const temps: string[] = [];
-  try {
-    for (const [name, chunks] of files) {
-      const temp = temporaryPath(path.join(dir, name));
-      temps.push(temp);
-      writeChunks(temp, chunks);
-    }
-    files.forEach(([name], i) => fs.renameSync(temps[i], path.join(dir, name)));
-  } catch (error) {
-    for (const temp of temps) fs.rmSync(temp, { force: true });
-    if (error instanceof PeftcError) throw error;
-    throw new PeftcError("E_OUTPUT_PATH", `cannot write the adapter to ${dir}: ${(error as Error).message}`, { file: dir });
-  }
+  return { config, modules, files };
 }
 
 function compareStrings(a: string, b: string): number {

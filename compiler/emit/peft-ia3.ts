@@ -1,12 +1,9 @@
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { PeftcError } from "../errors";
 import { fusedRow } from "../methods/lora-merge";
 import type { Ia3Record } from "../methods/ia3-record";
 import { DataType, isFloatType } from "../onnx/dtype";
 import { Tensor } from "../onnx/tensor";
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from "./peft-adapter";
-import { encodeSafetensors, temporaryPath, writeChunks } from "./safetensors";
+import { type PeftConfigJson, writeAdapterFolder } from "./adapter-folder";
 
 /**
  * Hugging Face PEFT adapter folders for (IA)3: adapter_config.json (an
@@ -20,11 +17,8 @@ import { encodeSafetensors, temporaryPath, writeChunks } from "./safetensors";
  */
 
 /** adapter_config.json of an (IA)3 adapter, with the fields PEFT 0.10-era IA3Config writes. */
-export interface Ia3ConfigJson {
+export interface Ia3ConfigJson extends PeftConfigJson {
   peft_type: "IA3";
-  task_type: string | null;
-  base_model_name_or_path: string | null;
-  revision: string | null;
   /** Full PyTorch module names; PEFT matches each name or a dot-separated suffix of it. */
   target_modules: string[];
   /** The subset of target_modules whose input is scaled. */
@@ -33,7 +27,6 @@ export interface Ia3ConfigJson {
   fan_in_fan_out: boolean;
   modules_to_save: string[] | null;
   init_ia3_weights: boolean;
-  inference_mode: boolean;
   auto_mapping: null;
 }
 
@@ -80,21 +73,8 @@ export function writePeftIa3Adapter(dir: string, input: PeftIa3Input): { config:
     const key = `base_model.model.${module.torchName}.ia3_l`;
     weights.set(key, Tensor.fromArray(key, DataType.FLOAT, module.shape, module.values));
   }
-  prepareFolder(dir);
-  const files: [string, Uint8Array[]][] = [
-    [ADAPTER_WEIGHTS_FILE, encodeSafetensors(weights, { format: "pt" })],
-    [ADAPTER_CONFIG_FILE, [Buffer.from(`${JSON.stringify(config, null, 2)}\n`, "utf8")]],
-  ];
-  const temps = files.map(([name]) => temporaryPath(path.join(dir, name)));
-  try {
-    files.forEach(([, chunks], i) => writeChunks(temps[i], chunks));
-    files.forEach(([name], i) => fs.renameSync(temps[i], path.join(dir, name)));
-  } catch (error) {
-    for (const temp of temps) fs.rmSync(temp, { force: true });
-    if (error instanceof PeftcError) throw error;
-    throw new PeftcError("E_OUTPUT_PATH", `cannot write the adapter to ${dir}: ${(error as Error).message}`, { file: dir });
-  }
-  return { config, modules, files: files.map(([name]) => path.join(dir, name)) };
+  const files = writeAdapterFolder(dir, { weights, config });
+  return { config, modules, files };
 }
 
 /** Groups the records by PyTorch module, sorted by name, and builds each module's saved vector. */
@@ -138,17 +118,4 @@ function vectorOf(tensors: ReadonlyMap<string, Tensor>, record: Ia3Record): Floa
   const bad = values.findIndex((value) => !Number.isFinite(value));
   if (bad >= 0) throw new PeftcError("E_ADAPTER", `${record.vector} contains ${values[bad]} at index ${bad}, so the adapter would break the model. Export a checkpoint from before training diverged.`, { tensor: record.vector });
   return values;
-}
-
-/** Creates `dir`, or checks that an existing one is empty or an adapter folder, so a wrong --out never mixes files into unrelated data. */
-function prepareFolder(dir: string): void {
-  if (!fs.existsSync(dir)) {
-    fs.mkdirSync(dir, { recursive: true });
-    return;
-  }
-  if (!fs.statSync(dir).isDirectory()) throw new PeftcError("E_OUTPUT_PATH", `cannot write an adapter to ${dir}: it is a file, not a folder. Pass a folder path.`, { file: dir });
-  const entries = fs.readdirSync(dir);
-  if (entries.length > 0 && !entries.includes(ADAPTER_CONFIG_FILE)) {
-    throw new PeftcError("E_OUTPUT_PATH", `cannot write an adapter to ${dir}: the folder is not empty and contains no ${ADAPTER_CONFIG_FILE}, so it is not an adapter folder. Pass a new or empty folder.`, { file: dir });
-  }
 }

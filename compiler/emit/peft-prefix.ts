@@ -1,13 +1,11 @@
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { PeftcError } from "../errors";
 import { flatPrefixLayout, prefixIntoFlat } from "../methods/prefix-layout";
 import { PROJECTION_NAMES, prefixNames, projectFlat } from "../methods/prefix-projection";
 import type { PrefixTuningRecord } from "../methods/prefix-record";
 import { DataType } from "../onnx/dtype";
 import { Tensor } from "../onnx/tensor";
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from "./peft-adapter";
-import { encodeSafetensors, temporaryPath, writeChunks } from "./safetensors";
+import { writeAdapterFolder } from "./adapter-folder";
+import type { PromptLearningConfigJson } from "./peft-prompt";
 
 /**
  * Hugging Face PEFT adapter folders for prefix tuning: adapter_config.json
@@ -27,11 +25,8 @@ import { encodeSafetensors, temporaryPath, writeChunks } from "./safetensors";
 export const PEFT_PREFIX_KEY = "prompt_embeddings";
 
 /** adapter_config.json of a prefix-tuning adapter, with the fields PEFT's PrefixTuningConfig writes. */
-export interface PrefixTuningConfigJson {
+export interface PrefixTuningConfigJson extends PromptLearningConfigJson {
   peft_type: "PREFIX_TUNING";
-  task_type: string | null;
-  base_model_name_or_path: string | null;
-  revision: string | null;
   /**
    * True: PEFT then builds the encoder as a plain embedding of the saved
    * rows, with or without prefix_projection. NOTE: with prefix_projection,
@@ -39,17 +34,13 @@ export interface PrefixTuningConfigJson {
    * rows, the same as for adapters PEFT saves itself.
    */
   inference_mode: boolean;
-  num_virtual_tokens: number;
   /** kv_heads · head_dim per layer. */
   token_dim: number;
-  num_transformer_submodules: number;
   /** The key/value heads, which PEFT splits token_dim into. */
   num_attention_heads: number;
-  num_layers: number;
   /** The projection's hidden width; token_dim without a projection, as PEFT defaults it. */
   encoder_hidden_size: number;
   prefix_projection: boolean;
-  auto_mapping: null;
 }
 
 export interface PeftPrefixInput {
@@ -102,12 +93,8 @@ export function writePeftPrefixAdapter(dir: string, input: PeftPrefixInput): { c
     token_dim: record.tokenDim,
   };
   const embeddings = Tensor.fromArray(PEFT_PREFIX_KEY, DataType.FLOAT, [record.virtualTokens, rows.length / record.virtualTokens], rows);
-  const files: [string, Uint8Array[]][] = [
-    [ADAPTER_WEIGHTS_FILE, encodeSafetensors(new Map([[PEFT_PREFIX_KEY, embeddings]]), { format: "pt" })],
-    [ADAPTER_CONFIG_FILE, [Buffer.from(`${JSON.stringify(config, null, 2)}\n`, "utf8")]],
-  ];
-  writeAdapterFolder(dir, files);
-  return { config, files: files.map(([name]) => path.join(dir, name)) };
+  const files = writeAdapterFolder(dir, { weights: new Map([[PEFT_PREFIX_KEY, embeddings]]), config });
+  return { config, files };
 }
 
 /** Rejects a prefix tuning that PEFT's PrefixEncoder cannot express. */
@@ -135,29 +122,4 @@ function valueOf(tensors: ReadonlyMap<string, Tensor>, name: string, size: numbe
   const values = valuesOf(tensors, name);
   if (values.length !== size) throw new PeftcError("E_ADAPTER", `${name} has ${values.length} values, but the manifest's prefix shape has ${size}. The parameter file does not belong to this manifest.`, { tensor: name });
   return values;
-}
-
-/**
- * Writes the files into `dir` (created if missing; an existing folder must
- * be empty or an adapter folder) under temporary names, then renames them.
- */
-function writeAdapterFolder(dir: string, files: [string, Uint8Array[]][]): void {
-  if (fs.existsSync(dir)) {
-    if (!fs.statSync(dir).isDirectory()) throw new PeftcError("E_OUTPUT_PATH", `cannot write an adapter to ${dir}: it is a file, not a folder. Pass a folder path.`, { file: dir });
-    const entries = fs.readdirSync(dir);
-    if (entries.length > 0 && !entries.includes(ADAPTER_CONFIG_FILE)) {
-      throw new PeftcError("E_OUTPUT_PATH", `cannot write an adapter to ${dir}: the folder is not empty and contains no ${ADAPTER_CONFIG_FILE}, so it is not an adapter folder. Pass a new or empty folder.`, { file: dir });
-    }
-  } else {
-    fs.mkdirSync(dir, { recursive: true });
-  }
-  const temps = files.map(([name]) => temporaryPath(path.join(dir, name)));
-  try {
-    files.forEach(([, chunks], i) => writeChunks(temps[i], chunks));
-    files.forEach(([name], i) => fs.renameSync(temps[i], path.join(dir, name)));
-  } catch (error) {
-    for (const temp of temps) fs.rmSync(temp, { force: true });
-    if (error instanceof PeftcError) throw error;
-    throw new PeftcError("E_OUTPUT_PATH", `cannot write the adapter to ${dir}: ${(error as Error).message}`, { file: dir });
-  }
 }

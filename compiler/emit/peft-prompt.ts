@@ -1,4 +1,3 @@
-import * as fs from "node:fs";
 import * as path from "node:path";
 import type { PromptInit } from "../dsl/prompt-tuning";
 import { PeftcError } from "../errors";
@@ -7,8 +6,7 @@ import { discoverModules } from "../match/discover";
 import { DataType, isFloatType } from "../onnx/dtype";
 import { Tensor } from "../onnx/tensor";
 import type { Manifest } from "./manifest";
-import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from "./peft-adapter";
-import { encodeSafetensors, temporaryPath, writeChunks } from "./safetensors";
+import { type PeftConfigJson, writeAdapterFolder } from "./adapter-folder";
 
 /**
  * Hugging Face PEFT adapter folders for prompt tuning: adapter_config.json
@@ -23,30 +21,31 @@ import { encodeSafetensors, temporaryPath, writeChunks } from "./safetensors";
 /** Key of the virtual-token embeddings in a PEFT prompt-learning state dict. */
 export const PEFT_PROMPT_KEY = "prompt_embeddings";
 
+/** The fields of PEFT's PromptLearningConfig, which prompt tuning and prefix tuning share. */
+export interface PromptLearningConfigJson extends PeftConfigJson {
+  num_virtual_tokens: number;
+  token_dim: number;
+  /** 1 for a decoder-only or encoder-only model; PEFT uses 2 for encoder-decoder models. */
+  num_transformer_submodules: number;
+  num_attention_heads: number | null;
+  num_layers: number;
+  auto_mapping: null;
+}
+
 /**
  * adapter_config.json of a prompt-tuning adapter, with the fields of a
  * published PEFT prompt-tuning adapter of bigscience/bloomz-560m. Later
  * fields (tokenizer_kwargs, modules_to_save) default to null in PEFT and
  * are left out.
  */
-export interface PromptTuningConfigJson {
+export interface PromptTuningConfigJson extends PromptLearningConfigJson {
   peft_type: "PROMPT_TUNING";
-  task_type: string | null;
-  base_model_name_or_path: string | null;
-  revision: string | null;
-  inference_mode: boolean;
-  num_virtual_tokens: number;
-  token_dim: number;
-  /** 1 for a decoder-only or encoder-only model; PEFT uses 2 for encoder-decoder models. */
-  num_transformer_submodules: number;
   /** Null when discovery could not read the head count. */
   num_attention_heads: number | null;
-  num_layers: number;
   /** "TEXT" when the virtual tokens started from a text's embeddings and a tokenizer name is known, "RANDOM" otherwise. */
   prompt_tuning_init: "RANDOM" | "TEXT";
   prompt_tuning_init_text: string | null;
   tokenizer_name_or_path: string | null;
-  auto_mapping: null;
 }
 
 export interface PeftPromptInput {
@@ -91,21 +90,8 @@ export function writePeftPromptAdapter(dir: string, input: PeftPromptInput): { c
     token_dim: hidden,
     tokenizer_name_or_path: text !== null ? tokenizer : null,
   };
-  prepareFolder(dir);
-  const files: [string, Uint8Array[]][] = [
-    [ADAPTER_WEIGHTS_FILE, encodeSafetensors(new Map([[PEFT_PROMPT_KEY, embeddings]]), { format: "pt" })],
-    [ADAPTER_CONFIG_FILE, [Buffer.from(`${JSON.stringify(config, null, 2)}\n`, "utf8")]],
-  ];
-  const temps = files.map(([name]) => temporaryPath(path.join(dir, name)));
-  try {
-    files.forEach(([, chunks], i) => writeChunks(temps[i], chunks));
-    files.forEach(([name], i) => fs.renameSync(temps[i], path.join(dir, name)));
-  } catch (error) {
-    for (const temp of temps) fs.rmSync(temp, { force: true });
-    if (error instanceof PeftcError) throw error;
-    throw new PeftcError("E_OUTPUT_PATH", `cannot write the adapter to ${dir}: ${(error as Error).message}`, { file: dir });
-  }
-  return { config, files: files.map(([name]) => path.join(dir, name)) };
+  const files = writeAdapterFolder(dir, { weights: new Map([[PEFT_PROMPT_KEY, embeddings]]), config });
+  return { config, files };
 }
 
 /** Renames the tensor to PEFT's key, keeping its dtype, after checking it is a finite float matrix. */
@@ -120,19 +106,6 @@ function checkedEmbeddings(tensor: Tensor): Tensor {
     }
   }
   return Tensor.fromArray(PEFT_PROMPT_KEY, tensor.dtype, [...tensor.dims], tensor.data());
-}
-
-/** Creates `dir`, or checks that an existing one is empty or an adapter folder, so a wrong --out never mixes files into unrelated data. */
-function prepareFolder(dir: string): void {
-  if (!fs.existsSync(dir)) {
-    fs.mkdirSync(dir, { recursive: true });
-    return;
-  }
-  if (!fs.statSync(dir).isDirectory()) throw new PeftcError("E_OUTPUT_PATH", `cannot write an adapter to ${dir}: it is a file, not a folder. Pass a folder path.`, { file: dir });
-  const entries = fs.readdirSync(dir);
-  if (entries.length > 0 && !entries.includes(ADAPTER_CONFIG_FILE)) {
-    throw new PeftcError("E_OUTPUT_PATH", `cannot write an adapter to ${dir}: the folder is not empty and contains no ${ADAPTER_CONFIG_FILE}, so it is not an adapter folder. Pass a new or empty folder.`, { file: dir });
-  }
 }
 
 /**

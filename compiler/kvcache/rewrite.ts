@@ -228,7 +228,8 @@ function replaceMask(softmax: Node, scores: Node, mask: Value, layer: number): v
   add.setInput(1 - scoreSide, mask);
 }
 
-function dependsOn(value: Value, node: Node): boolean {
+/** True when `value` is computed from `node` through at most four first-operand steps (the scores through a scale). */
+export function dependsOn(value: Value, node: Node): boolean {
   let current: Value | undefined = value;
   for (let steps = 0; current && steps < 4; steps++) {
     const producer: Node | undefined = current.producer;

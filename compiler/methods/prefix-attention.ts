@@ -3,7 +3,7 @@ import type { GradBuilder } from "../autodiff/grad-builder";
 import { attr } from "../ir/attribute";
 import type { Node } from "../ir/node";
 import type { Value } from "../ir/value";
-import { kvHeadValue } from "../kvcache/rewrite";
+import { dependsOn, kvHeadValue } from "../kvcache/rewrite";
 import type { DataType } from "../onnx/dtype";
 import { Tensor } from "../onnx/tensor";
 
@@ -99,16 +99,4 @@ function gatePrefixColumns(b: GradBuilder, core: CoreNodes, gate: NonNullable<Bl
   const tokenColumns = b.op("Slice", [probabilities, b.ints([virtualTokens]), b.ints([2 ** 62]), b.ints([-1])]);
   const gated = b.op("Concat", [b.op("Mul", [prefixColumns, perQuery]), tokenColumns], [attr.int("axis", -1)]);
   core.context.setInput(0, gated);
-}
-
-/** True when `value` is computed from `node` through at most four first-operand steps (the scores through a scale). */
-function dependsOn(value: Value, node: Node): boolean {
-  let current: Value | undefined = value;
-  for (let steps = 0; current && steps < 4; steps++) {
-    const producer: Node | undefined = current.producer;
-    if (!producer) return false;
-    if (producer === node) return true;
-    current = producer.inputs[0];
-  }
-  return false;
 }

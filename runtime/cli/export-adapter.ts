@@ -8,6 +8,7 @@ import { promptAdapterInput, writePeftPromptAdapter } from "../../compiler/emit/
 import { writePeftPrefixAdapter } from "../../compiler/emit/peft-prefix";
 import { readSafetensors } from "../../compiler/emit/safetensors";
 import { PeftcError } from "../../compiler/errors";
+import type { ParameterMethod } from "../../compiler/methods/parameters";
 import type { CliIo } from "./main";
 
 interface ExportAdapterOptions {
@@ -116,8 +117,7 @@ export function registerExportAdapter(program: Command, io: CliIo): void {
           { file: artifactDir },
         );
       }
-      const paramsFile = options.params ?? path.join(artifactDir, "params.safetensors");
-      const { tensors } = readSafetensors(paramsFile);
+      const tensors = readTrainedTensors(artifactDir, options);
 
       const written = writePeftAdapter(options.out, {
         lora: manifest.lora,
@@ -166,15 +166,8 @@ function exportIa3(manifest: Manifest, artifactDir: string, options: ExportAdapt
       { file: artifactDir },
     );
   }
-  const others = manifest.parameters.filter((parameter) => parameter.method !== "ia3");
-  if (others.length > 0) {
-    throw new PeftcError(
-      "E_ARTIFACT",
-      `the artifacts train ${others.length} tensors besides the (IA)3 vectors (${others.slice(0, 3).map((parameter) => parameter.name).join(", ")}${others.length > 3 ? ", ..." : ""}), which a PEFT IA3 adapter cannot contain, so PEFT would use the base model's values for them. Compile a spec with ia3() alone to export it.`,
-      { file: artifactDir },
-    );
-  }
-  const { tensors } = readSafetensors(options.params ?? path.join(artifactDir, "params.safetensors"));
+  rejectOtherTensors(manifest, artifactDir, { methods: ["ia3"], contents: "the (IA)3 vectors", adapterType: "IA3", specMethod: "ia3()" });
+  const tensors = readTrainedTensors(artifactDir, options);
   const written = writePeftIa3Adapter(options.out, { records: manifest.ia3!, tensors, taskType: options.taskType, baseModel: options.baseModel ?? null });
   const feedforward = written.modules.filter((module) => module.feedforward).length;
   io.stdout(`wrote ${options.out}: (IA)3 vectors on ${written.modules.length} modules, ${feedforward} of them feedforward (input) scalings\n`);
@@ -182,15 +175,8 @@ function exportIa3(manifest: Manifest, artifactDir: string, options: ExportAdapt
 
 /** Writes the virtual-token embeddings of an artifact folder as a PEFT prompt-tuning adapter folder. */
 function exportPromptTuning(manifest: Manifest, artifactDir: string, options: ExportAdapterOptions, io: CliIo): void {
-  const others = manifest.parameters.filter((parameter) => parameter.method !== "prompt");
-  if (others.length > 0) {
-    throw new PeftcError(
-      "E_ARTIFACT",
-      `the artifacts train ${others.length} tensors besides the prompt embeddings (${others.slice(0, 3).map((parameter) => parameter.name).join(", ")}${others.length > 3 ? ", ..." : ""}), but a PEFT prompt-tuning adapter contains the prompt alone, so PEFT would use the base model's values for them. Compile a spec with promptTuning() alone to export it.`,
-      { file: artifactDir },
-    );
-  }
-  const { tensors } = readSafetensors(options.params ?? path.join(artifactDir, "params.safetensors"));
+  rejectOtherTensors(manifest, artifactDir, { methods: ["prompt"], contents: "the prompt embeddings", adapterType: "prompt-tuning", specMethod: "promptTuning()" });
+  const tensors = readTrainedTensors(artifactDir, options);
   const input = promptAdapterInput(artifactDir, manifest, tensors);
   const written = writePeftPromptAdapter(options.out, { ...input, taskType: options.taskType, baseModel: options.baseModel ?? null });
   io.stdout(`wrote ${options.out}: prompt tuning, ${written.config.num_virtual_tokens} virtual tokens of ${written.config.token_dim} values, init ${written.config.prompt_tuning_init}\n`);
@@ -201,16 +187,43 @@ function exportPrefixTuning(manifest: Manifest, artifactDir: string, options: Ex
   if (!manifest.prefix) {
     throw new PeftcError("E_ARTIFACT", `${path.join(artifactDir, "manifest.json")} lists prefix-tuning tensors but no "prefix" record of their layers. Compile the artifacts again with this peftc.`, { file: artifactDir });
   }
-  const others = manifest.parameters.filter((parameter) => parameter.method !== "prefix" && parameter.method !== "gate");
-  if (others.length > 0) {
-    throw new PeftcError(
-      "E_ARTIFACT",
-      `the artifacts train ${others.length} tensors besides the prefix tuning (${others.slice(0, 3).map((parameter) => parameter.name).join(", ")}${others.length > 3 ? ", ..." : ""}), but a PEFT prefix-tuning adapter holds the prefixes alone, so PEFT would use the base model's values for them. Compile a spec with prefixTuning() alone to export it.`,
-      { file: artifactDir },
-    );
-  }
-  const { tensors } = readSafetensors(options.params ?? path.join(artifactDir, "params.safetensors"));
+  // The prefix tuning's UniPELT gates are "gate" tensors, which writePeftPrefixAdapter rejects with its own message.
+  rejectOtherTensors(manifest, artifactDir, { methods: ["prefix", "gate"], contents: "the prefix-tuning tensors", adapterType: "prefix-tuning", specMethod: "prefixTuning()" });
+  const tensors = readTrainedTensors(artifactDir, options);
   const written = writePeftPrefixAdapter(options.out, { record: manifest.prefix, tensors, taskType: options.taskType, baseModel: options.baseModel ?? null });
   const { config } = written;
   io.stdout(`wrote ${options.out}: prefix tuning, ${config.num_virtual_tokens} virtual tokens in ${config.num_layers} layers of ${config.token_dim} values (${config.num_attention_heads} key/value heads)${config.prefix_projection ? ", projection folded into the rows" : ""}\n`);
+}
+
+/** Reads the trained values: the --params file, or the artifact folder's params.safetensors. */
+function readTrainedTensors(artifactDir: string, options: ExportAdapterOptions): ReturnType<typeof readSafetensors>["tensors"] {
+  return readSafetensors(options.params ?? path.join(artifactDir, "params.safetensors")).tensors;
+}
+
+/** The one method that a PEFT adapter type can hold, for rejectOtherTensors. */
+interface SingleMethodAdapter {
+  /** Manifest `method` values of the tensors the adapter contains. */
+  methods: ParameterMethod[];
+  /** Those tensors in words, such as "the prompt embeddings". */
+  contents: string;
+  /** PEFT's name of the adapter type, such as "prompt-tuning". */
+  adapterType: string;
+  /** The spec method that trains the tensors, such as "promptTuning()". */
+  specMethod: string;
+}
+
+/**
+ * Rejects trained tensors outside `adapter.methods`, because an adapter
+ * folder holds one PEFT method and PEFT would leave the others at the base
+ * model's values, which changes the model's outputs.
+ */
+function rejectOtherTensors(manifest: Manifest, artifactDir: string, adapter: SingleMethodAdapter): void {
+  const others = manifest.parameters.filter((parameter) => !adapter.methods.includes(parameter.method));
+  if (others.length === 0) return;
+  const listed = others.slice(0, 3).map((parameter) => parameter.name).join(", ") + (others.length > 3 ? ", ..." : "");
+  throw new PeftcError(
+    "E_ARTIFACT",
+    `the artifacts train ${others.length} tensors besides ${adapter.contents} (${listed}), but a PEFT ${adapter.adapterType} adapter contains ${adapter.contents} alone, so PEFT would use the base model's values for them. Compile a spec with ${adapter.specMethod} alone to export it.`,
+    { file: artifactDir },
+  );
 }

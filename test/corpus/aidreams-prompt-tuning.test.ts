@@ -8,7 +8,9 @@ import { PROMPT_EMBEDDINGS } from "../../compiler/methods/prompt-tuning";
 import { type CompiledArtifacts, compileForTest, int64Matrix, readJson } from "../helpers/artifacts";
 import { runPeftc } from "../helpers/cli";
 import { CORPUS_DIR, describeCorpus } from "../helpers/corpus";
+import { Decoder, decodeAgainstFullPass, fullPassLogits } from "../helpers/decode";
 import { makeTempDir, removeTempDirs } from "../helpers/temp";
+import { trainOnRobotReports } from "../helpers/robot-reports";
 
 /** The prompt-tuning reference of aidreams260K: PyTorch 1.13 autograd, float32, on the padded batch. */
 interface PromptReference {
@@ -182,32 +184,11 @@ describeCorpus("prompt tuning on aidreams260K's own cache", () => {
     // One seed and one parameter name give both compiles the same initial embeddings.
     expect(cached.params[PROMPT_EMBEDDINGS].data).toEqual(full.params[PROMPT_EMBEDDINGS].data);
     const ids = [1, 388, 355, 260, 275, 429, 339, 315, 374, 327, 446, 262];
-    const evaluated = await (await full.session("eval")).run({ input_ids: int64Matrix([ids]), attention_mask: int64Matrix([ids.map(() => 1)]), labels: int64Matrix([ids]), ...full.params });
-    const reference = evaluated.logits.data as Float32Array;
+    const evaluated = await fullPassLogits(await full.session("eval"), ids, full.params);
 
-    const session = await cached.session("infer");
-    let cache: Record<string, ort.Tensor> = Object.fromEntries(
-      session.inputNames.filter((name) => name.startsWith("past_key_values.")).map((name) => [name, new ort.Tensor("float32", new Float32Array(0), [1, 4, 0, 16])]),
-    );
-    let position = 0;
-    let worst = 0;
+    const decoder = new Decoder(await cached.session("infer"), cached.params);
     // A prefill of 3 tokens, then one at a time. position_ids count the real tokens only.
-    for (const count of [3, ...Array(ids.length - 3).fill(1)]) {
-      const step = ids.slice(position, position + count);
-      const outputs = await session.run({
-        input_ids: int64Matrix([step]),
-        attention_mask: int64Matrix([Array(position + count).fill(1)]),
-        position_ids: int64Matrix([step.map((_, i) => position + i)]),
-        ...cache,
-        ...cached.params,
-      });
-      const logits = outputs.logits.data as Float32Array;
-      for (let t = 0; t < count; t++) {
-        for (let k = 0; k < 512; k++) worst = Math.max(worst, Math.abs(logits[t * 512 + k] - reference[(position + t) * 512 + k]));
-      }
-      cache = Object.fromEntries(Object.keys(cache).map((name) => [name, outputs[name.replace("past_key_values.", "present.")] as ort.Tensor]));
-      position += count;
-    }
+    const { worst, cache } = await decodeAgainstFullPass(decoder, ids, evaluated, { prefill: 3, positionIds: true });
     expect(Object.values(cache)[0].dims).toEqual([1, 4, 5 + ids.length, 16]);
     // Cached and full computations sum in different orders, and float32 rounding stays far below 1e-4.
     expect(worst).toBeLessThan(1e-4);
@@ -215,22 +196,6 @@ describeCorpus("prompt tuning on aidreams260K's own cache", () => {
 });
 
 describeCorpus("prompt tuning from the command line on aidreams260K", () => {
-  /** Short robot weather reports, a style the base model never saw. */
-  function reports(count: number, offset: number): string {
-    const colors = ["purple", "silver", "amber", "green", "cobalt", "scarlet"];
-    const things = ["rain", "snow", "fog", "wind", "hail", "sun"];
-    return Array.from({ length: count }, (_, i) => {
-      const k = i + offset;
-      return JSON.stringify({ text: `Robot report ${k % 7}: ${colors[k % colors.length]} ${things[(k * 5) % things.length]} over the quiet server farm.` });
-    }).join("\n");
-  }
-
-  function evalLoss(stdout: string): number {
-    const match = /loss[^0-9]*([0-9.]+)/i.exec(stdout);
-    if (!match) throw new Error(`no loss in: ${stdout}`);
-    return Number(match[1]);
-  }
-
   test("compile, train, eval, export and generate", async () => {
     const work = makeTempDir("peftc-prompt-flow-");
     const out = path.join(work, "artifacts");
@@ -239,20 +204,9 @@ describeCorpus("prompt tuning from the command line on aidreams260K", () => {
     expect(compiled.stderr).toBe("");
     expect(compiled.status).toBe(0);
 
-    const train = path.join(work, "train.jsonl");
-    const heldOut = path.join(work, "held-out.jsonl");
-    fs.writeFileSync(train, reports(48, 0) + "\n");
-    fs.writeFileSync(heldOut, reports(12, 100) + "\n");
-    const before = await runPeftc("eval", out, "--data", heldOut, "--tokenizer", tokenizer);
-    expect(before.status).toBe(0);
-    const trained = await runPeftc("train", out, "--data", train, "--tokenizer", tokenizer, "--steps", "30", "--batch-size", "8", "--no-progress", "--out", path.join(work, "run"));
-    expect(trained.stderr).not.toMatch(/error/i);
-    expect(trained.status).toBe(0);
-    const params = path.join(work, "run", "params.safetensors");
-    const after = await runPeftc("eval", out, "--data", heldOut, "--tokenizer", tokenizer, "--params", params);
-    expect(after.status).toBe(0);
+    const { before, after, params } = await trainOnRobotReports(out, work, tokenizer);
     // Measured: 5.44 before and 3.83 after 30 steps at the spec's lr 3e-2 (Node 20, onnxruntime-node 1.31 CPU). The test requires a fall of 1.
-    expect(evalLoss(after.stdout)).toBeLessThan(evalLoss(before.stdout) - 1);
+    expect(after).toBeLessThan(before - 1);
 
     const adapter = path.join(work, "adapter");
     expect((await runPeftc("export-adapter", out, "--params", params, "--out", adapter)).status).toBe(0);

@@ -14,3 +14,10 @@ export async function runPeftc(...argv: string[]): Promise<CliResult> {
   const status = await runCli(argv, { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text) });
   return { status, stdout, stderr };
 }
+
+/** Reads the loss from the output of `peftc eval`. */
+export function evalLoss(stdout: string): number {
+  const match = /loss[^0-9]*([0-9.]+)/i.exec(stdout);
+  if (!match) throw new Error(`no loss in: ${stdout}`);
+  return Number(match[1]);
+}

@@ -1,8 +1,10 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
+import type * as ort from "onnxruntime-node";
 import { adamw, defineSpec, lora, select } from "../../compiler/dsl";
 import { compileArtifacts } from "../../compiler/emit/compile";
 import { seededRandom } from "../../runtime/data/batches";
+import { type CompiledArtifacts, floatScalar, int64Scalar } from "./artifacts";
 import { makeTempDir } from "./temp";
 
 export const LLAMA = path.resolve(__dirname, "../../fixtures/llama-tiny.onnx");
@@ -34,4 +36,23 @@ export function patternRows(count: number, length: number, seed = 1): { input_id
     const stride = 1 + Math.floor(random() * 3);
     return { input_ids: Array.from({ length }, (_, t) => start + ((t * stride) % 24)) };
   });
+}
+
+/**
+ * Runs `steps` train.onnx steps on one batch, from the initial parameters
+ * and zero optimizer state, feeding each step's `<name>.new` outputs to the
+ * next, and returns each step's loss.
+ */
+export async function trainLosses(artifacts: CompiledArtifacts, batch: Record<string, ort.Tensor>, steps: number, lr: number): Promise<number[]> {
+  const session = await artifacts.session("train");
+  let params: Record<string, ort.Tensor> = { ...artifacts.params };
+  let state = artifacts.zeroState();
+  const losses: number[] = [];
+  for (let step = 1; step <= steps; step++) {
+    const outputs = await session.run({ ...batch, ...params, ...state, lr: floatScalar(lr), step: int64Scalar(step) });
+    losses.push(outputs.loss.data[0] as number);
+    params = Object.fromEntries(Object.keys(params).map((name) => [name, outputs[`${name}.new`] as ort.Tensor]));
+    state = Object.fromEntries(Object.keys(state).map((name) => [name, outputs[`${name}.new`] as ort.Tensor]));
+  }
+  return losses;
 }

@@ -7,9 +7,13 @@ import { loadModel } from "../../../compiler/ir/io";
 import { discoverModules } from "../../../compiler/match";
 import { applySpec } from "../../../compiler/methods/apply";
 import { bottleneckOf } from "../../../compiler/methods/adapter";
-import { compileForTest, floatScalar, int64Matrix, int64Scalar } from "../../helpers/artifacts";
+import { compileForTest } from "../../helpers/artifacts";
+import { PADDED_IDS, PADDED_MASK, PATTERN_IDS, causalLmBatch } from "../../helpers/batches";
 import { runPeftc } from "../../helpers/cli";
+import { cachedDecodingDifference, maxDifference } from "../../helpers/decode";
+import { centralDifferenceChecks, changedParams, gradientMismatches, uniformValues } from "../../helpers/gradients";
 import { makeTempDir, removeTempDirs } from "../../helpers/temp";
+import { trainLosses } from "../../helpers/training";
 
 afterAll(removeTempDirs);
 
@@ -30,36 +34,13 @@ function count(parameters: { shape: number[] }[]): number {
   return parameters.reduce((sum, parameter) => sum + parameter.shape.reduce((a, b) => a * b, 1), 0);
 }
 
-/** Deterministic values in [-amplitude, amplitude), so the up-projections are non-zero and every gradient flows. */
-function values(size: number, seed: number, amplitude: number): Float32Array {
-  let state = seed;
-  return Float32Array.from({ length: size }, () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return (state / 2 ** 32 - 0.5) * 2 * amplitude;
-  });
-}
-
-/** Returns the initial parameters with every up-projection and gate replaced by small non-zero values. */
+/** Returns the initial parameters with every up-projection and gate replaced by small non-zero values, so every gradient flows. */
 function perturbed(params: Record<string, ort.Tensor>): Record<string, ort.Tensor> {
-  return Object.fromEntries(
-    Object.entries(params).map(([name, tensor], i) => {
-      if (!/\.(up|gate)\.(weight|bias)$/.test(name)) return [name, tensor];
-      return [name, new ort.Tensor("float32", values(tensor.size, 31 + i, 0.2), tensor.dims)];
-    }),
-  );
+  return changedParams(params, Object.keys(params), (name, values, i) => (/\.(up|gate)\.(weight|bias)$/.test(name) ? uniformValues(values.length, 31 + i, 0.2) : undefined));
 }
-
-const IDS = [
-  [3, 14, 15, 92, 65, 35],
-  [8, 97, 93, 23, 0, 0],
-];
-const MASK = [
-  [1, 1, 1, 1, 1, 1],
-  [1, 1, 1, 1, 0, 0],
-];
 
 function lmBatch(): Record<string, ort.Tensor> {
-  return { input_ids: int64Matrix(IDS), attention_mask: int64Matrix(MASK), labels: int64Matrix(IDS.map((row, b) => row.map((id, t) => (MASK[b][t] ? id : -100)))) };
+  return causalLmBatch(PADDED_IDS, PADDED_MASK);
 }
 
 /** Entry (row, column) of [I | -I] with I of size HIDDEN. */
@@ -172,10 +153,8 @@ describe("adapter numerics", () => {
       const a = await (await serial.session("eval")).run({ ...lmBatch(), ...adapterParams });
       const b = await (await scaled.session("eval")).run({ ...lmBatch(), ...ia3Params });
       const [left, right] = [a.logits.data as Float32Array, b.logits.data as Float32Array];
-      let worst = 0;
-      for (let i = 0; i < left.length; i++) worst = Math.max(worst, Math.abs(left[i] - right[i]));
       // Both compute 2h, one as h + h and one as 2·h, which round alike; the logits differ by float32 rounding only.
-      expect(worst).toBeLessThan(1e-5);
+      expect(maxDifference(left, right)).toBeLessThan(1e-5);
       // And the adapter changed the model: the logits differ from the base model's.
       const base = await (await serial.session("eval")).run({ ...lmBatch(), ...serial.params });
       expect(Math.abs((base.logits.data as Float32Array)[0] - left[0])).toBeGreaterThan(1e-4);
@@ -192,29 +171,10 @@ describe("adapter numerics", () => {
   test.each(GRADIENT_CASES)("%s gradients match central differences", async (name, spec) => {
     const artifacts = compileForTest(name.startsWith("gpt2") ? GPT2 : LLAMA, spec);
     const params = perturbed(artifacts.params);
-    const batch = lmBatch();
-    const grads = await (await artifacts.session("grad")).run({ ...batch, ...params });
-    const evaluate = await artifacts.session("eval");
-    const lossWith = async (parameter: string, index: number, delta: number): Promise<number> => {
-      const changed = Float32Array.from(params[parameter].data as Float32Array);
-      changed[index] += delta;
-      const outputs = await evaluate.run({ ...batch, ...params, [parameter]: new ort.Tensor("float32", changed, params[parameter].dims) });
-      return outputs.loss.data[0] as number;
-    };
-    const h = 1e-2;
-    let checked = 0;
-    for (const parameter of artifacts.manifest.parameters) {
-      const grad = grads[`${parameter.name}.grad`].data as Float32Array;
-      for (const index of [0, Math.floor(grad.length / 2), grad.length - 1]) {
-        // Five-point stencil: truncation error O(h⁴), as in the fixture gradient tests.
-        const [plus2, plus1, minus1, minus2] = await Promise.all([2 * h, h, -h, -2 * h].map((delta) => lossWith(parameter.name, index, delta)));
-        const slope = (-plus2 + 8 * plus1 - 8 * minus1 + minus2) / (12 * h);
-        // Float32 loss noise (about 5e-7) over the stencil gives about 1e-4; 2e-4 plus 1% leaves room for rounding elsewhere.
-        expect(Math.abs(grad[index] - slope)).toBeLessThan(2e-4 + 0.01 * Math.abs(slope));
-        checked++;
-      }
-    }
-    expect(checked).toBe(3 * artifacts.manifest.parameters.length);
+    const { grads, checks } = await centralDifferenceChecks(artifacts, params, lmBatch());
+    // Float32 loss noise (about 5e-7) over the stencil gives about 1e-4; 2e-4 plus 1% leaves room for rounding elsewhere.
+    expect(gradientMismatches(checks, 2e-4, 0.01)).toEqual([]);
+    expect(checks).toHaveLength(3 * artifacts.manifest.parameters.length);
     const nonZero = artifacts.manifest.parameters.filter((parameter) => (grads[`${parameter.name}.grad`].data as Float32Array).some((value) => Math.abs(value) > 1e-5));
     expect(nonZero.length).toBe(artifacts.manifest.parameters.length);
   });
@@ -222,21 +182,7 @@ describe("adapter numerics", () => {
   test("100 training steps lower the loss on llama-tiny", async () => {
     const steps = 100;
     const artifacts = compileForTest(LLAMA, defineSpec({ methods: [adapter({ kind: "houlsby", bottleneck: 16, activation: "gelu" })], train: { optimizer: adamw({ lr: 1e-2 }) }, seed: 3 }));
-    const session = await artifacts.session("train");
-    const ids = [
-      [5, 17, 29, 41, 53, 65, 77, 89, 101, 113, 125, 137],
-      [200, 190, 180, 170, 160, 150, 140, 130, 120, 110, 100, 90],
-    ];
-    const batch = { input_ids: int64Matrix(ids), attention_mask: int64Matrix(ids.map((row) => row.map(() => 1))), labels: int64Matrix(ids) };
-    let params: Record<string, ort.Tensor> = { ...artifacts.params };
-    let state = artifacts.zeroState();
-    const losses: number[] = [];
-    for (let step = 1; step <= steps; step++) {
-      const outputs = await session.run({ ...batch, ...params, ...state, lr: floatScalar(1e-2), step: int64Scalar(step) });
-      losses.push(outputs.loss.data[0] as number);
-      params = Object.fromEntries(Object.keys(params).map((name) => [name, outputs[`${name}.new`] as ort.Tensor]));
-      state = Object.fromEntries(Object.keys(state).map((name) => [name, outputs[`${name}.new`] as ort.Tensor]));
-    }
+    const losses = await trainLosses(artifacts, causalLmBatch(PATTERN_IDS), steps, 1e-2);
     expect(losses.every(Number.isFinite)).toBe(true);
     // The base model's loss is near ln(512) = 6.2, and the adapters start at the identity.
     expect(losses[0]).toBeGreaterThan(5);
@@ -247,32 +193,10 @@ describe("adapter numerics", () => {
   });
 });
 
-/** Runs infer.onnx one step at a time with an explicit cache. */
+/** Compiles `spec` on `file` and returns cachedDecodingDifference with the perturbed parameters. */
 async function decodeMatchesFullPass(file: string, spec: Spec): Promise<number> {
   const artifacts = compileForTest(file, spec);
-  const params = perturbed(artifacts.params);
-  const infer = await artifacts.session("infer");
-  const cacheInputs = infer.inputMetadata
-    .filter((input) => input.name.startsWith("past_key_values."))
-    .map((input) => ({ name: input.name, shape: (input as unknown as { shape: readonly (number | string)[] }).shape }));
-  const ids = [1, 188, 155, 60, 75, 229, 139, 115, 174, 127, 246, 62];
-  const full = await (await artifacts.session("eval")).run({ input_ids: int64Matrix([ids]), attention_mask: int64Matrix([ids.map(() => 1)]), labels: int64Matrix([ids]), ...params });
-  const fullLogits = full.logits.data as Float32Array;
-  const vocab = (full.logits.dims as number[])[2];
-  let cache: Record<string, ort.Tensor> = Object.fromEntries(cacheInputs.map((input) => [input.name, new ort.Tensor("float32", new Float32Array(0), [1, input.shape[1] as number, 0, input.shape[3] as number])]));
-  let position = 0;
-  let worst = 0;
-  // A prefill of 4 tokens, then one token at a time.
-  for (const countNow of [4, ...Array(ids.length - 4).fill(1)]) {
-    const outputs = await infer.run({ input_ids: int64Matrix([ids.slice(position, position + countNow)]), attention_mask: int64Matrix([Array(position + countNow).fill(1)]), ...cache, ...params });
-    const logits = outputs.logits.data as Float32Array;
-    for (let t = 0; t < countNow; t++) {
-      for (let v = 0; v < vocab; v++) worst = Math.max(worst, Math.abs(logits[t * vocab + v] - fullLogits[(position + t) * vocab + v]));
-    }
-    cache = Object.fromEntries(cacheInputs.map((input) => [input.name, outputs[input.name.replace("past_key_values.", "present.")] as ort.Tensor]));
-    position += countNow;
-  }
-  return worst;
+  return cachedDecodingDifference(artifacts, perturbed(artifacts.params), [1, 188, 155, 60, 75, 229, 139, 115, 174, 127, 246, 62]);
 }
 
 describe("adapter inference", () => {

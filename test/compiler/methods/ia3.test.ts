@@ -19,8 +19,12 @@ import { tensorType } from "../../../compiler/ir/types";
 import type { DiscoveredModule } from "../../../compiler/match/module";
 import { insertIa3Scaling } from "../../../compiler/methods/ia3-insert";
 import { mergeIa3Bias, mergeIa3Weight } from "../../../compiler/methods/ia3-merge";
-import { compileForTest, floatScalar, int64Matrix, int64Scalar, readJson } from "../../helpers/artifacts";
+import { compileForTest, readJson } from "../../helpers/artifacts";
+import { PADDED_IDS, PADDED_MASK, PATTERN_IDS, causalLmBatch } from "../../helpers/batches";
 import { runPeftc } from "../../helpers/cli";
+import { Decoder, cachedDecodingDifference, maxDifference } from "../../helpers/decode";
+import { centralDifferenceChecks, changedParams, gradientMismatches } from "../../helpers/gradients";
+import { trainLosses } from "../../helpers/training";
 import { openSession } from "../../helpers/ort";
 import { makeTempDir, removeTempDirs } from "../../helpers/temp";
 
@@ -43,27 +47,14 @@ function scaling(size: number, seed: number): Float32Array {
 }
 
 function perturbed(params: Record<string, ort.Tensor>): Record<string, ort.Tensor> {
-  return Object.fromEntries(Object.entries(params).map(([name, tensor], i) => [name, new ort.Tensor("float32", scaling(tensor.size, i + 1), tensor.dims)]));
+  return changedParams(params, Object.keys(params), (_name, values, i) => scaling(values.length, i + 1));
 }
 
-const IDS = [
-  [3, 14, 15, 92, 65, 35],
-  [8, 97, 93, 23, 0, 0],
-];
-const MASK = [
-  [1, 1, 1, 1, 1, 1],
-  [1, 1, 1, 1, 0, 0],
-];
+const IDS = PADDED_IDS;
+const MASK = PADDED_MASK;
 
 function lmBatch(): Record<string, ort.Tensor> {
-  return { input_ids: int64Matrix(IDS), attention_mask: int64Matrix(MASK), labels: int64Matrix(IDS.map((row, b) => row.map((id, t) => (MASK[b][t] ? id : -100)))) };
-}
-
-function maxDifference(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  return worst;
+  return causalLmBatch(IDS, MASK);
 }
 
 describe("ia3 planning", () => {
@@ -155,49 +146,18 @@ describe("ia3 numerics", () => {
     ["llama-tiny", LLAMA],
   ])("%s gradients match central differences", async (_name, file) => {
     const artifacts = compileForTest(file, defineSpec({ methods: [ia3()] }));
-    const params = perturbed(artifacts.params);
-    const batch = lmBatch();
-    const grads = await (await artifacts.session("grad")).run({ ...batch, ...params });
-    const evaluate = await artifacts.session("eval");
-    const lossWith = async (parameter: string, index: number, delta: number): Promise<number> => {
-      const changed = Float32Array.from(params[parameter].data as Float32Array);
-      changed[index] += delta;
-      const outputs = await evaluate.run({ ...batch, ...params, [parameter]: new ort.Tensor("float32", changed, params[parameter].dims) });
-      return outputs.loss.data[0] as number;
-    };
-    const h = 1e-2;
-    for (const parameter of artifacts.manifest.parameters) {
-      const grad = grads[`${parameter.name}.grad`].data as Float32Array;
-      expect(grad.some((value) => Math.abs(value) > 1e-5)).toBe(true);
-      for (const index of [0, Math.floor(grad.length / 2), grad.length - 1]) {
-        // Five-point stencil: truncation error O(h⁴), as in the fixture gradient tests.
-        const [plus2, plus1, minus1, minus2] = await Promise.all([2 * h, h, -h, -2 * h].map((delta) => lossWith(parameter.name, index, delta)));
-        const slope = (-plus2 + 8 * plus1 - 8 * minus1 + minus2) / (12 * h);
-        // Float32 loss noise (about 5e-7) over the stencil gives about 1e-4; 2e-4 plus 1% leaves room for rounding elsewhere.
-        expect(Math.abs(grad[index] - slope)).toBeLessThan(2e-4 + 0.01 * Math.abs(slope));
-      }
-    }
+    const { grads, checks } = await centralDifferenceChecks(artifacts, perturbed(artifacts.params), lmBatch());
+    for (const parameter of artifacts.manifest.parameters) expect((grads[`${parameter.name}.grad`].data as Float32Array).some((value) => Math.abs(value) > 1e-5)).toBe(true);
+    // Float32 loss noise (about 5e-7) over the stencil gives about 1e-4; 2e-4 plus 1% leaves room for rounding elsewhere.
+    expect(gradientMismatches(checks, 2e-4, 0.01)).toEqual([]);
+    expect(checks).toHaveLength(3 * artifacts.manifest.parameters.length);
   });
 
   test("100 training steps lower the loss on llama-tiny", async () => {
     const steps = 100;
     const lr = 0.1;
     const artifacts = compileForTest(LLAMA, defineSpec({ methods: [ia3()], train: { optimizer: adamw({ lr }) }, seed: 3 }));
-    const session = await artifacts.session("train");
-    const ids = [
-      [5, 17, 29, 41, 53, 65, 77, 89, 101, 113, 125, 137],
-      [200, 190, 180, 170, 160, 150, 140, 130, 120, 110, 100, 90],
-    ];
-    const batch = { input_ids: int64Matrix(ids), attention_mask: int64Matrix(ids.map((row) => row.map(() => 1))), labels: int64Matrix(ids) };
-    let params: Record<string, ort.Tensor> = { ...artifacts.params };
-    let state = artifacts.zeroState();
-    const losses: number[] = [];
-    for (let step = 1; step <= steps; step++) {
-      const outputs = await session.run({ ...batch, ...params, ...state, lr: floatScalar(lr), step: int64Scalar(step) });
-      losses.push(outputs.loss.data[0] as number);
-      params = Object.fromEntries(Object.keys(params).map((name) => [name, outputs[`${name}.new`] as ort.Tensor]));
-      state = Object.fromEntries(Object.keys(state).map((name) => [name, outputs[`${name}.new`] as ort.Tensor]));
-    }
+    const losses = await trainLosses(artifacts, causalLmBatch(PATTERN_IDS), steps, lr);
     expect(losses.every(Number.isFinite)).toBe(true);
     // 480 scaling values cannot fit much: measured 6.19 → 5.77 after 50 steps → 5.58 after 100 at lr 0.1
     // (Node 20, onnxruntime-node 1.31 CPU). The test requires two thirds of that fall.
@@ -205,31 +165,6 @@ describe("ia3 numerics", () => {
     expect(losses[steps - 1]).toBeLessThan(losses[0] - 0.4);
   });
 });
-
-/** Runs a prefill of 4 tokens and then one token per step through infer.onnx, and returns the largest logit difference from one full pass of eval.onnx. */
-async function cachedDecodingDifference(artifacts: ReturnType<typeof compileForTest>, params: Record<string, ort.Tensor>): Promise<number> {
-  const infer = await artifacts.session("infer");
-  const cacheInputs = infer.inputMetadata
-    .filter((input) => input.name.startsWith("past_key_values."))
-    .map((input) => ({ name: input.name, shape: (input as unknown as { shape: readonly (number | string)[] }).shape }));
-  const ids = [1, 188, 155, 60, 75, 229, 139, 115, 174, 127, 246, 62];
-  const full = await (await artifacts.session("eval")).run({ input_ids: int64Matrix([ids]), attention_mask: int64Matrix([ids.map(() => 1)]), labels: int64Matrix([ids]), ...params });
-  const fullLogits = full.logits.data as Float32Array;
-  const vocab = (full.logits.dims as number[])[2];
-  let cache: Record<string, ort.Tensor> = Object.fromEntries(cacheInputs.map((input) => [input.name, new ort.Tensor("float32", new Float32Array(0), [1, input.shape[1] as number, 0, input.shape[3] as number])]));
-  let position = 0;
-  let worst = 0;
-  for (const count of [4, ...Array(ids.length - 4).fill(1)]) {
-    const outputs = await infer.run({ input_ids: int64Matrix([ids.slice(position, position + count)]), attention_mask: int64Matrix([Array(position + count).fill(1)]), ...cache, ...params });
-    const logits = outputs.logits.data as Float32Array;
-    for (let t = 0; t < count; t++) {
-      for (let v = 0; v < vocab; v++) worst = Math.max(worst, Math.abs(logits[t * vocab + v] - fullLogits[(position + t) * vocab + v]));
-    }
-    cache = Object.fromEntries(cacheInputs.map((input) => [input.name, outputs[input.name.replace("past_key_values.", "present.")] as ort.Tensor]));
-    position += count;
-  }
-  return worst;
-}
 
 describe("ia3 inference", () => {
   test.each([
@@ -239,7 +174,7 @@ describe("ia3 inference", () => {
   ])("%s: cached decoding equals one full pass", async (_name, file) => {
     const artifacts = compileForTest(file, defineSpec({ methods: [ia3()] }));
     // Cached and full computations sum in different orders; float32 rounding over two layers stays far below 1e-4.
-    expect(await cachedDecodingDifference(artifacts, perturbed(artifacts.params))).toBeLessThan(1e-4);
+    expect(await cachedDecodingDifference(artifacts, perturbed(artifacts.params), [1, 188, 155, 60, 75, 229, 139, 115, 174, 127, 246, 62])).toBeLessThan(1e-4);
   });
 
   test.each([
@@ -264,22 +199,13 @@ describe("ia3 inference", () => {
     const merged = await openSession(mergedFile);
 
     const unmergedSession = await unmerged.session("infer");
-    const cache = (session: ort.InferenceSession, batch: number) =>
-      Object.fromEntries(
-        session.inputMetadata
-          .filter((input) => input.name.startsWith("past_key_values."))
-          .map((input) => {
-            const shape = (input as unknown as { shape: readonly (number | string)[] }).shape;
-            return [input.name, new ort.Tensor("float32", new Float32Array(0), [batch, shape[1] as number, 0, shape[3] as number])];
-          }),
-      );
-    const feeds = { input_ids: int64Matrix(IDS), attention_mask: int64Matrix(MASK) };
-    const a = await merged.run({ ...feeds, ...cache(merged, 2) });
-    const b = await unmergedSession.run({ ...feeds, ...cache(unmergedSession, 2), ...params });
-    const base = await unmergedSession.run({ ...feeds, ...cache(unmergedSession, 2), ...unmerged.params });
+    const prefillLogits = async (decoder: Decoder): Promise<Float32Array> => (await decoder.step(IDS, MASK, decoder.emptyCache(2))).logits.data as Float32Array;
+    const mergedLogits = await prefillLogits(new Decoder(merged, {}));
+    const unmergedLogits = await prefillLogits(new Decoder(unmergedSession, params));
+    const baseLogits = await prefillLogits(new Decoder(unmergedSession, unmerged.params));
     // Merging moves each scaling into the weight before the MatMul's sums, which reorders float32 rounding only.
-    expect(maxDifference(a.logits.data as Float32Array, b.logits.data as Float32Array)).toBeLessThan(1e-4);
-    expect(maxDifference(b.logits.data as Float32Array, base.logits.data as Float32Array)).toBeGreaterThan(1e-2);
+    expect(maxDifference(mergedLogits, unmergedLogits)).toBeLessThan(1e-4);
+    expect(maxDifference(unmergedLogits, baseLogits)).toBeGreaterThan(1e-2);
     await merged.release();
   });
 

@@ -14,9 +14,13 @@ import { compileArtifacts } from "../../../compiler/emit/compile";
 import { readSafetensors } from "../../../compiler/emit/safetensors";
 import { Generator } from "../../../runtime/generator";
 import { runPeftc } from "../../helpers/cli";
-import { type CompiledArtifacts, compileForTest, floatScalar, int64Matrix, int64Scalar } from "../../helpers/artifacts";
+import { type CompiledArtifacts, compileForTest, int64Matrix } from "../../helpers/artifacts";
+import { PADDED_IDS, PADDED_MASK, PATTERN_IDS, causalLmBatch } from "../../helpers/batches";
+import { Decoder, decodeAgainstFullPass, fullPassLogits, leftPaddedBatchDifference, maxDifference, sessionParams } from "../../helpers/decode";
+import { centralDifferenceChecks, gradientMismatches } from "../../helpers/gradients";
 import { CORPUS_DIR, hasCorpus } from "../../helpers/corpus";
 import { makeTempDir, removeTempDirs } from "../../helpers/temp";
+import { trainLosses } from "../../helpers/training";
 
 afterAll(removeTempDirs);
 
@@ -35,17 +39,6 @@ function prefixSpec(options: Parameters<typeof prefixTuning>[0], extra: Partial<
 
 function sizeOf(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
-}
-
-function maxDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  return worst;
-}
-
-function logitsRow(logits: ort.Tensor, b: number, t: number): Float32Array {
-  const [, tokens, vocab] = logits.dims as number[];
-  return (logits.data as Float32Array).subarray((b * tokens + t) * vocab, (b * tokens + t + 1) * vocab);
 }
 
 describe("prefix tuning parameters", () => {
@@ -143,15 +136,6 @@ describe("flat prefix layout", () => {
   });
 });
 
-/** Deterministic values in [-amplitude, amplitude). */
-function values(size: number, seed: number, amplitude: number): Float32Array {
-  let state = seed;
-  return Float32Array.from({ length: size }, () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return (state / 2 ** 32 - 0.5) * 2 * amplitude;
-  });
-}
-
 const GRADIENT_CASES: [string, string, Spec][] = [
   ["gpt2-tiny", GPT2, prefixSpec({ virtualTokens: 3 })],
   ["llama-tiny", LLAMA, prefixSpec({ virtualTokens: 3 })],
@@ -162,62 +146,22 @@ const GRADIENT_CASES: [string, string, Spec][] = [
 ];
 
 describe("prefix tuning gradients", () => {
-  const ids = [
-    [3, 14, 15, 92, 65, 35],
-    [8, 97, 93, 23, 0, 0],
-  ];
-  const mask = [
-    [1, 1, 1, 1, 1, 1],
-    [1, 1, 1, 1, 0, 0],
-  ];
-  const batch = (): Record<string, ort.Tensor> => ({ input_ids: int64Matrix(ids), attention_mask: int64Matrix(mask), labels: int64Matrix(ids.map((row, b) => row.map((id, t) => (mask[b][t] ? id : -100)))) });
-
   test.each(GRADIENT_CASES)("%s matches central differences", async (_name, model, spec) => {
     const artifacts = compileForTest(model, spec);
-    const params = { ...artifacts.params };
-    const grads = await (await artifacts.session("grad")).run({ ...batch(), ...params });
-    const evaluate = await artifacts.session("eval");
-    const lossWith = async (name: string, index: number, delta: number): Promise<number> => {
-      const changed = Float32Array.from(params[name].data as Float32Array);
-      changed[index] += delta;
-      const outputs = await evaluate.run({ ...batch(), ...params, [name]: new ort.Tensor("float32", changed, params[name].dims) });
-      return outputs.loss.data[0] as number;
-    };
-    const h = 1e-2;
-    let nonZero = 0;
-    for (const parameter of artifacts.manifest.parameters) {
-      const grad = grads[`${parameter.name}.grad`].data as Float32Array;
-      for (const index of [0, Math.floor(grad.length / 2), grad.length - 1]) {
-        // Five-point stencil, as in the whole-graph LoRA gradient check.
-        const [plus2, plus1, minus1, minus2] = await Promise.all([2 * h, h, -h, -2 * h].map((delta) => lossWith(parameter.name, index, delta)));
-        const slope = (-plus2 + 8 * plus1 - 8 * minus1 + minus2) / (12 * h);
-        expect({ name: parameter.name, index, difference: Math.abs(grad[index] - slope) < 2e-4 + 0.01 * Math.abs(slope) }).toEqual({ name: parameter.name, index, difference: true });
-        if (Math.abs(slope) > 1e-6) nonZero++;
-      }
-    }
+    const { checks } = await centralDifferenceChecks(artifacts, { ...artifacts.params }, causalLmBatch(PADDED_IDS, PADDED_MASK));
+    // Five-point stencil, as in the whole-graph LoRA gradient check.
+    expect(gradientMismatches(checks, 2e-4, 0.01)).toEqual([]);
+    expect(checks).toHaveLength(3 * artifacts.manifest.parameters.length);
     // Every prefix, projection and gate tensor reaches the loss.
+    const nonZero = checks.filter((check) => Math.abs(check.numeric) > 1e-6).length;
     expect(nonZero).toBeGreaterThan(artifacts.manifest.parameters.length);
   });
 });
 
 describe("prefix tuning training", () => {
   test("100 steps on llama-tiny lower the loss", async () => {
-    const rows = [
-      [5, 17, 29, 41, 53, 65, 77, 89, 101, 113, 125, 137],
-      [200, 190, 180, 170, 160, 150, 140, 130, 120, 110, 100, 90],
-    ];
     const artifacts = compileForTest(LLAMA, prefixSpec({ virtualTokens: 8, projection: { hidden: 32 }, gate: true }, { train: { optimizer: adamw({ lr: 1e-2 }), clipGradNorm: 1 } }));
-    const session = await artifacts.session("train");
-    let params: Record<string, ort.Tensor> = { ...artifacts.params };
-    let state = artifacts.zeroState();
-    const batch = { input_ids: int64Matrix(rows), attention_mask: int64Matrix(rows.map((row) => row.map(() => 1))), labels: int64Matrix(rows) };
-    const losses: number[] = [];
-    for (let step = 1; step <= 100; step++) {
-      const outputs = await session.run({ ...batch, ...params, ...state, lr: floatScalar(1e-2), step: int64Scalar(step) });
-      losses.push(outputs.loss.data[0] as number);
-      params = Object.fromEntries(Object.keys(params).map((name) => [name, outputs[`${name}.new`] as ort.Tensor]));
-      state = Object.fromEntries(Object.keys(state).map((name) => [name, outputs[`${name}.new`] as ort.Tensor]));
-    }
+    const losses = await trainLosses(artifacts, causalLmBatch(PATTERN_IDS), 100, 1e-2);
     expect(losses.every(Number.isFinite)).toBe(true);
     // The fixture's random head gives logits too small to fit the rows, and prefixes cannot rescale it as
     // LoRA on the head does: measured 6.20 → 5.40 over 100 steps (Node 20, onnxruntime-node 1.31 CPU).
@@ -229,27 +173,7 @@ describe("prefix tuning training", () => {
 
 /** Feeds of infer.onnx besides tokens, mask and cache: the trainable prefixes, or the prefixes folded from a projection. */
 function inferParams(artifacts: CompiledArtifacts, session: ort.InferenceSession): Record<string, ort.Tensor> {
-  const feeds: Record<string, ort.Tensor> = {};
-  for (const name of session.inputNames) if (artifacts.params[name]) feeds[name] = artifacts.params[name];
-  return feeds;
-}
-
-/** One cached step of infer.onnx: logits [batch, tokens, vocab] and the next cache. */
-async function step(session: ort.InferenceSession, params: Record<string, ort.Tensor>, rows: number[][], mask: number[][], cache: Record<string, ort.Tensor>): Promise<{ logits: ort.Tensor; cache: Record<string, ort.Tensor> }> {
-  const outputs = await session.run({ input_ids: int64Matrix(rows), attention_mask: int64Matrix(mask), ...cache, ...params });
-  const next: Record<string, ort.Tensor> = {};
-  for (const name of Object.keys(cache)) next[name] = outputs[name.replace("past_key_values.", "present.")] as ort.Tensor;
-  return { logits: outputs.logits as ort.Tensor, cache: next };
-}
-
-function emptyCache(session: ort.InferenceSession, batch: number): Record<string, ort.Tensor> {
-  const cache: Record<string, ort.Tensor> = {};
-  for (const input of session.inputMetadata) {
-    if (!input.name.startsWith("past_key_values.")) continue;
-    const shape = (input as unknown as { shape: readonly (number | string)[] }).shape;
-    cache[input.name] = new ort.Tensor("float32", new Float32Array(0), [batch, shape[1] as number, 0, shape[3] as number]);
-  }
-  return cache;
+  return sessionParams(session, artifacts.params);
 }
 
 const DECODE_CASES: [string, string, Spec][] = [
@@ -268,18 +192,12 @@ describe("prefix tuning infer.onnx", () => {
     const infer = await artifacts.session("infer");
     const params = inferParams(artifacts, infer);
     expect(Object.keys(params).length).toBeGreaterThan(0);
-    const full = await (await artifacts.session("eval")).run({ input_ids: int64Matrix([IDS]), attention_mask: int64Matrix([IDS.map(() => 1)]), labels: int64Matrix([IDS]), ...artifacts.params });
-    let cache = emptyCache(infer, 1);
-    let position = 0;
-    let worst = 0;
-    for (const count of [4, ...Array(20).fill(1)]) {
-      const result = await step(infer, params, [IDS.slice(position, position + count)], [Array(position + count).fill(1)], cache);
-      for (let t = 0; t < count; t++) worst = Math.max(worst, maxDifference(logitsRow(result.logits, 0, t), logitsRow(full.logits as ort.Tensor, 0, position + t)));
-      // The cache holds real tokens only, not the prefix.
-      for (const tensor of Object.values(result.cache)) expect(tensor.dims[2]).toBe(position + count);
-      cache = result.cache;
-      position += count;
-    }
+    const full = await fullPassLogits(await artifacts.session("eval"), IDS, artifacts.params);
+    // The cache holds real tokens only, not the prefix.
+    const afterStep = (cache: Record<string, ort.Tensor>, position: number): void => {
+      for (const tensor of Object.values(cache)) expect(tensor.dims[2]).toBe(position);
+    };
+    const { worst } = await decodeAgainstFullPass(new Decoder(infer, params), IDS, full, { prefill: 4, afterStep });
     expect(worst).toBeLessThan(TOLERANCE);
     const fusedCores = loadModel(path.join(artifacts.dir, "infer.onnx")).graph.nodes.filter((node) => node.opType === "MultiHeadAttention").length;
     expect(fusedCores).toBe(spec.inference.fusedAttention ? 2 : 0);
@@ -288,27 +206,7 @@ describe("prefix tuning infer.onnx", () => {
   test.each(DECODE_CASES.slice(0, 3))("%s: left-padded batch equals each row alone", async (_name, model, spec) => {
     const artifacts = compileForTest(model, spec);
     const infer = await artifacts.session("infer");
-    const params = inferParams(artifacts, infer);
-    const prompts = [IDS.slice(0, 8), IDS.slice(3, 8), IDS.slice(10, 12)];
-    const width = 8;
-    const steps = 20;
-    const continuation = (r: number, s: number): number => IDS[(r * 5 + s) % IDS.length];
-    const alone: ort.Tensor[] = [];
-    for (const [r, prompt] of prompts.entries()) {
-      const sequence = [...prompt, ...Array.from({ length: steps }, (_, s) => continuation(r, s))];
-      alone.push((await step(infer, params, [sequence], [sequence.map(() => 1)], emptyCache(infer, 1))).logits);
-    }
-    const mask = prompts.map((prompt) => [...Array(width - prompt.length).fill(0), ...prompt.map(() => 1)]);
-    const rows = prompts.map((prompt) => [...Array(width - prompt.length).fill(0), ...prompt]);
-    let { logits, cache } = await step(infer, params, rows, mask, emptyCache(infer, 3));
-    let worst = 0;
-    for (const [r, prompt] of prompts.entries()) worst = Math.max(worst, maxDifference(logitsRow(logits, r, width - 1), logitsRow(alone[r], 0, prompt.length - 1)));
-    for (let s = 0; s < steps; s++) {
-      for (const maskRow of mask) maskRow.push(1);
-      ({ logits, cache } = await step(infer, params, prompts.map((_, r) => [continuation(r, s)]), mask, cache));
-      for (const [r, prompt] of prompts.entries()) worst = Math.max(worst, maxDifference(logitsRow(logits, r, 0), logitsRow(alone[r], 0, prompt.length + s)));
-    }
-    expect(worst).toBeLessThan(TOLERANCE);
+    expect(await leftPaddedBatchDifference(new Decoder(infer, inferParams(artifacts, infer)), IDS)).toBeLessThan(TOLERANCE);
   });
 
   test("prefixes change the logits", async () => {
@@ -327,8 +225,7 @@ describe("prefix projection in infer.onnx", () => {
 
   /** The eval graph's logits of IDS with the initial parameters. */
   async function evalLogits(artifacts: CompiledArtifacts): Promise<ort.Tensor> {
-    const outputs = await (await artifacts.session("eval")).run({ input_ids: int64Matrix([IDS]), attention_mask: int64Matrix([IDS.map(() => 1)]), labels: int64Matrix([IDS]), ...artifacts.params });
-    return outputs.logits as ort.Tensor;
+    return fullPassLogits(await artifacts.session("eval"), IDS, artifacts.params);
   }
 
   test("merged: folded prefixes equal the eval logits", async () => {
@@ -336,7 +233,8 @@ describe("prefix projection in infer.onnx", () => {
     const infer = await artifacts.session("infer");
     expect(infer.inputNames.some((name) => name.startsWith("prefix.layers.") && !name.includes("gate"))).toBe(false);
     expect(infer.inputNames.some((name) => name.startsWith("prefix.transform") || name.startsWith("prefix.embedding"))).toBe(false);
-    const result = await step(infer, inferParams(artifacts, infer), [IDS], [IDS.map(() => 1)], emptyCache(infer, 1));
+    const decoder = new Decoder(infer, inferParams(artifacts, infer));
+    const result = await decoder.step([IDS], [IDS.map(() => 1)], decoder.emptyCache(1));
     expect(maxDifference(result.logits.data as Float32Array, (await evalLogits(artifacts)).data as Float32Array)).toBeLessThan(TOLERANCE);
   });
 
@@ -355,7 +253,8 @@ describe("prefix projection in infer.onnx", () => {
     );
     const params = inferParams(artifacts, infer);
     for (const name of plain) params[name] = new ort.Tensor("float32", folded.get(name)!, [2, 3, 16]);
-    const result = await step(infer, params, [IDS], [IDS.map(() => 1)], emptyCache(infer, 1));
+    const decoder = new Decoder(infer, params);
+    const result = await decoder.step([IDS], [IDS.map(() => 1)], decoder.emptyCache(1));
     expect(maxDifference(result.logits.data as Float32Array, (await evalLogits(artifacts)).data as Float32Array)).toBeLessThan(TOLERANCE);
   });
   test("recompile replaces a folder with prefix.onnx", () => {
@@ -404,20 +303,11 @@ describe("prefix tuning rejections", () => {
     const plain = compileForTest(path.join(CORPUS_DIR, "aidreams260K", "model.onnx"), spec);
     const withPast = compileForTest(path.join(CORPUS_DIR, "aidreams260K", "model_with_past.onnx"), spec);
     const ids = IDS.slice(0, 10).map((id) => id % 512);
-    const full = await (await plain.session("eval")).run({ input_ids: int64Matrix([ids]), attention_mask: int64Matrix([ids.map(() => 1)]), labels: int64Matrix([ids]), ...plain.params });
+    const full = await fullPassLogits(await plain.session("eval"), ids, plain.params);
     const infer = await withPast.session("infer");
     const params = inferParams(withPast, infer);
     expect(Object.keys(params)).toHaveLength(8);
-    let cache = emptyCache(infer, 1);
-    let worst = 0;
-    let position = 0;
-    for (const count of [4, 1, 1, 1, 1, 1, 1]) {
-      const chunk = ids.slice(position, position + count);
-      const outputs = await infer.run({ input_ids: int64Matrix([chunk]), attention_mask: int64Matrix([Array(position + count).fill(1)]), position_ids: int64Matrix([chunk.map((_, i) => position + i)]), ...cache, ...params });
-      for (let t = 0; t < count; t++) worst = Math.max(worst, maxDifference(logitsRow(outputs.logits as ort.Tensor, 0, t), logitsRow(full.logits as ort.Tensor, 0, position + t)));
-      cache = Object.fromEntries(Object.keys(cache).map((name) => [name, outputs[name.replace("past_key_values.", "present.")] as ort.Tensor]));
-      position += count;
-    }
+    const { worst, position } = await decodeAgainstFullPass(new Decoder(infer, params), ids, full, { prefill: 4, positionIds: true });
     expect(position).toBe(ids.length);
     expect(worst).toBeLessThan(TOLERANCE);
   });

@@ -14,8 +14,12 @@ import { discoverModules } from "../../../compiler/match";
 import { applySpec } from "../../../compiler/methods/apply";
 import { PROMPT_EMBEDDINGS } from "../../../compiler/methods/prompt-tuning";
 import { Generator } from "../../../runtime/generator";
-import { compileForTest, floatScalar, int64Matrix, int64Scalar } from "../../helpers/artifacts";
+import { compileForTest, int64Matrix } from "../../helpers/artifacts";
+import { PADDED_IDS, PADDED_MASK, PATTERN_IDS, causalLmBatch } from "../../helpers/batches";
+import { Decoder, decodeAgainstFullPass, fullPassLogits, leftPaddedBatchDifference, logitsRow, maxDifference, pairedDecodingDifference } from "../../helpers/decode";
+import { centralDifferenceChecks, gradientMismatches } from "../../helpers/gradients";
 import { makeTempDir, removeTempDirs } from "../../helpers/temp";
+import { trainLosses } from "../../helpers/training";
 
 afterAll(removeTempDirs);
 
@@ -25,51 +29,20 @@ const LLAMA = path.join(FIXTURES, "llama-tiny.onnx");
 const BERT = path.join(FIXTURES, "bert-tiny-op17.onnx");
 const TOKENS = 4;
 const SPEC = defineSpec({ methods: [promptTuning({ virtualTokens: TOKENS })], seed: 3 });
+const DECODERS: [string, string][] = [
+  ["gpt2-tiny", GPT2],
+  ["llama-tiny", LLAMA],
+];
 
 // Below 256, the smallest vocabulary among the fixtures.
 const IDS = [1, 188, 155, 60, 75, 229, 139, 115, 174, 127, 246, 62, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140];
 // Cached and full computations sum in different orders, and float32 rounding over a few layers stays far below 1e-4.
 const TOLERANCE = 1e-4;
 
-function logitsRow(logits: ort.Tensor, b: number, t: number): Float32Array {
-  const [, tokens, vocab] = logits.dims as number[];
-  return (logits.data as Float32Array).subarray((b * tokens + t) * vocab, (b * tokens + t + 1) * vocab);
-}
-
-function maxDifference(a: Float32Array, b: Float32Array): number {
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  return worst;
-}
-
 function argmax(values: Float32Array): number {
   let best = 0;
   for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
   return best;
-}
-
-/** Runs infer.onnx one step at a time, keeping the cache. */
-class Decoder {
-  constructor(
-    readonly session: ort.InferenceSession,
-    readonly params: Record<string, ort.Tensor>,
-  ) {}
-
-  emptyCache(batch: number): Record<string, ort.Tensor> {
-    const cache: Record<string, ort.Tensor> = {};
-    for (const input of this.session.inputMetadata) {
-      if (!input.name.startsWith("past_key_values.")) continue;
-      const shape = (input as unknown as { shape: readonly (number | string)[] }).shape;
-      cache[input.name] = new ort.Tensor("float32", new Float32Array(0), [batch, shape[1] as number, 0, shape[3] as number]);
-    }
-    return cache;
-  }
-
-  async step(ids: number[][], mask: number[][], cache: Record<string, ort.Tensor>): Promise<{ logits: ort.Tensor; cache: Record<string, ort.Tensor> }> {
-    const outputs = await this.session.run({ input_ids: int64Matrix(ids), attention_mask: int64Matrix(mask), ...cache, ...this.params });
-    const next = Object.fromEntries(Object.keys(cache).map((name) => [name, outputs[name.replace("past_key_values.", "present.")] as ort.Tensor]));
-    return { logits: outputs.logits as ort.Tensor, cache: next };
-  }
 }
 
 describe("promptTuning planning", () => {
@@ -191,10 +164,7 @@ describe("promptTuning parameter count", () => {
 });
 
 describe("promptTuning graphs", () => {
-  test.each([
-    ["gpt2-tiny", GPT2],
-    ["llama-tiny", LLAMA],
-  ])("%s: eval logits equal infer.onnx and keep [batch, sequence, vocab]", async (_name, model) => {
+  test.each(DECODERS)("%s: eval logits equal infer.onnx and keep [batch, sequence, vocab]", async (_name, model) => {
     const artifacts = compileForTest(model, SPEC);
     const ids = [IDS.slice(0, 7), IDS.slice(7, 14)];
     const mask = [Array(7).fill(1), [1, 1, 1, 1, 1, 0, 0]];
@@ -210,79 +180,27 @@ describe("promptTuning graphs", () => {
     expect(worst).toBeLessThan(TOLERANCE);
   });
 
-  test.each([
-    ["gpt2-tiny", GPT2],
-    ["llama-tiny", LLAMA],
-  ])("%s: prefill and 20 cached steps equal one full pass", async (_name, model) => {
+  test.each(DECODERS)("%s: prefill and 20 cached steps equal one full pass", async (_name, model) => {
     const artifacts = compileForTest(model, SPEC);
     const decoder = new Decoder(await artifacts.session("infer"), artifacts.params);
     const full = (await decoder.step([IDS], [IDS.map(() => 1)], decoder.emptyCache(1))).logits;
-    let cache = decoder.emptyCache(1);
-    let position = 0;
-    let worst = 0;
-    for (const count of [4, ...Array(IDS.length - 4).fill(1)]) {
-      const { logits, cache: next } = await decoder.step([IDS.slice(position, position + count)], [Array(position + count).fill(1)], cache);
-      for (let t = 0; t < count; t++) worst = Math.max(worst, maxDifference(logitsRow(logits, 0, t), logitsRow(full, 0, position + t)));
-      cache = next;
-      position += count;
-    }
+    const { worst, position, cache } = await decodeAgainstFullPass(decoder, IDS, full, { prefill: 4 });
     expect(position).toBe(IDS.length);
     expect(Object.values(cache)[0].dims[2]).toBe(TOKENS + IDS.length);
     expect(worst).toBeLessThan(TOLERANCE);
   });
 
-  test.each([
-    ["gpt2-tiny", GPT2],
-    ["llama-tiny", LLAMA],
-  ])("%s: left-padded batch equals each row alone", async (_name, model) => {
+  test.each(DECODERS)("%s: left-padded batch equals each row alone", async (_name, model) => {
     const artifacts = compileForTest(model, SPEC);
     const decoder = new Decoder(await artifacts.session("infer"), artifacts.params);
-    const prompts = [IDS.slice(0, 8), IDS.slice(3, 8), IDS.slice(10, 12)];
-    const width = 8;
-    const steps = 20;
-    const continuation = (r: number, s: number): number => IDS[(r * 5 + s) % IDS.length];
-
-    const alone: ort.Tensor[] = [];
-    for (const [r, prompt] of prompts.entries()) {
-      const sequence = [...prompt, ...Array.from({ length: steps }, (_, s) => continuation(r, s))];
-      alone.push((await decoder.step([sequence], [sequence.map(() => 1)], decoder.emptyCache(1))).logits);
-    }
-
-    const mask = prompts.map((prompt) => [...Array(width - prompt.length).fill(0), ...prompt.map(() => 1)]);
-    const ids = prompts.map((prompt) => [...Array(width - prompt.length).fill(0), ...prompt]);
-    let { logits, cache } = await decoder.step(ids, mask, decoder.emptyCache(3));
-    let worst = 0;
-    for (const [r, prompt] of prompts.entries()) worst = Math.max(worst, maxDifference(logitsRow(logits, r, width - 1), logitsRow(alone[r], 0, prompt.length - 1)));
-    for (let s = 0; s < steps; s++) {
-      for (const maskRow of mask) maskRow.push(1);
-      ({ logits, cache } = await decoder.step(prompts.map((_, r) => [continuation(r, s)]), mask, cache));
-      for (const [r, prompt] of prompts.entries()) worst = Math.max(worst, maxDifference(logitsRow(logits, r, 0), logitsRow(alone[r], 0, prompt.length + s)));
-    }
-    expect(worst).toBeLessThan(TOLERANCE);
+    expect(await leftPaddedBatchDifference(decoder, IDS)).toBeLessThan(TOLERANCE);
   });
 
-  test.each([
-    ["gpt2-tiny", GPT2],
-    ["llama-tiny", LLAMA],
-  ])("%s: fused attention gives the same logits", async (_name, model) => {
+  test.each(DECODERS)("%s: fused attention gives the same logits", async (_name, model) => {
     const artifacts = compileForTest(model, defineSpec({ methods: [promptTuning({ virtualTokens: TOKENS })], seed: 3, inference: { fusedAttention: true } }));
     const fused = new Decoder(await artifacts.session("infer"), artifacts.params);
     const plain = new Decoder(await compileForTest(model, SPEC).session("infer"), artifacts.params);
-    let plainCache = plain.emptyCache(2);
-    let fusedCache = fused.emptyCache(2);
-    let ids = [IDS.slice(0, 6), [0, 0, ...IDS.slice(8, 12)]];
-    const mask = [Array(6).fill(1), [0, 0, 1, 1, 1, 1]];
-    let worst = 0;
-    for (let step = 0; step < 6; step++) {
-      const a = await plain.step(ids, mask, plainCache);
-      const b = await fused.step(ids, mask, fusedCache);
-      worst = Math.max(worst, maxDifference(a.logits.data as Float32Array, b.logits.data as Float32Array));
-      plainCache = a.cache;
-      fusedCache = b.cache;
-      ids = [[IDS[12 + step]], [IDS[3 + step]]];
-      for (const maskRow of mask) maskRow.push(1);
-    }
-    expect(worst).toBeLessThan(TOLERANCE);
+    expect(await pairedDecodingDifference(plain, fused, IDS, 6)).toBeLessThan(TOLERANCE);
     expect(loadModel(path.join(artifacts.dir, "infer.onnx")).graph.nodes.map((node) => node.opType)).toContain("MultiHeadAttention");
   });
 
@@ -306,8 +224,7 @@ describe("promptTuning graphs", () => {
       // Greedy decoding by full recomputation with eval.onnx, one row at a time.
       const ids = [...prompt];
       for (let step = 0; step < 8; step++) {
-        const outputs = await evaluate.run({ input_ids: int64Matrix([ids]), attention_mask: int64Matrix([ids.map(() => 1)]), labels: int64Matrix([ids]), ...artifacts.params });
-        ids.push(argmax(logitsRow(outputs.logits as ort.Tensor, 0, ids.length - 1)));
+        ids.push(argmax(logitsRow(await fullPassLogits(evaluate, ids, artifacts.params), 0, ids.length - 1)));
       }
       expect(generated[r].ids).toEqual(ids.slice(prompt.length));
     }
@@ -315,43 +232,17 @@ describe("promptTuning graphs", () => {
 });
 
 describe("promptTuning training", () => {
-  const BATCH = [
-    [3, 14, 15, 92, 65, 35],
-    [8, 97, 93, 23, 0, 0],
-  ];
-  const MASK = [
-    [1, 1, 1, 1, 1, 1],
-    [1, 1, 1, 1, 0, 0],
-  ];
-  const feeds = (): Record<string, ort.Tensor> => ({
-    input_ids: int64Matrix(BATCH),
-    attention_mask: int64Matrix(MASK),
-    labels: int64Matrix(BATCH.map((row, b) => row.map((id, t) => (MASK[b][t] ? id : -100)))),
-  });
+  const BATCH = PADDED_IDS;
+  const MASK = PADDED_MASK;
+  const feeds = (): Record<string, ort.Tensor> => causalLmBatch(BATCH, MASK);
 
-  test.each([
-    ["gpt2-tiny", GPT2],
-    ["llama-tiny", LLAMA],
-  ])("%s: gradient matches central differences", async (_name, model) => {
+  test.each(DECODERS)("%s: gradient matches central differences", async (_name, model) => {
     const artifacts = compileForTest(model, SPEC);
-    const params = artifacts.params;
-    const grad = (await (await artifacts.session("grad")).run({ ...feeds(), ...params }))[`${PROMPT_EMBEDDINGS}.grad`].data as Float32Array;
-    const evaluate = await artifacts.session("eval");
-    const base = params[PROMPT_EMBEDDINGS];
-    const lossWith = async (index: number, delta: number): Promise<number> => {
-      const changed = Float32Array.from(base.data as Float32Array);
-      changed[index] += delta;
-      const outputs = await evaluate.run({ ...feeds(), ...params, [PROMPT_EMBEDDINGS]: new ort.Tensor("float32", changed, base.dims) });
-      return outputs.loss.data[0] as number;
-    };
-    const h = 1e-2;
     // Entries of the first virtual token (attended by every position) and of the last one (which predicts the first label).
-    for (const index of [0, 5, grad.length - 64, grad.length - 1]) {
-      // The five-point stencil's truncation error is O(h⁴), so a step large enough to keep float32 rounding small still gives an accurate slope.
-      const [plus2, plus1, minus1, minus2] = await Promise.all([2 * h, h, -h, -2 * h].map((delta) => lossWith(index, delta)));
-      const slope = (-plus2 + 8 * plus1 - 8 * minus1 + minus2) / (12 * h);
-      expect(Math.abs(grad[index] - slope)).toBeLessThan(1e-4 + 1e-2 * Math.abs(slope));
-    }
+    const { grads, checks } = await centralDifferenceChecks(artifacts, artifacts.params, feeds(), { names: [PROMPT_EMBEDDINGS], indices: (size) => [0, 5, size - 64, size - 1] });
+    expect(gradientMismatches(checks, 1e-4, 1e-2)).toEqual([]);
+    expect(checks).toHaveLength(4);
+    const grad = grads[`${PROMPT_EMBEDDINGS}.grad`].data as Float32Array;
     // Every virtual token gets a gradient: the last one predicts the first label.
     const lastRow = grad.subarray(grad.length - 64);
     expect(Math.max(...Array.from(lastRow, Math.abs))).toBeGreaterThan(1e-6);
@@ -360,21 +251,7 @@ describe("promptTuning training", () => {
   test("llama-tiny: 100 train.onnx steps lower the loss", async () => {
     const spec = defineSpec({ methods: [promptTuning({ virtualTokens: 8 })], train: { optimizer: adamw({ lr: 3e-2 }) }, seed: 7 });
     const artifacts = compileForTest(LLAMA, spec);
-    const session = await artifacts.session("train");
-    const ids = [
-      [5, 17, 29, 41, 53, 65, 77, 89, 101, 113, 125, 137],
-      [200, 190, 180, 170, 160, 150, 140, 130, 120, 110, 100, 90],
-    ];
-    const batch = { input_ids: int64Matrix(ids), attention_mask: int64Matrix(ids.map((row) => row.map(() => 1))), labels: int64Matrix(ids) };
-    let params: Record<string, ort.Tensor> = { ...artifacts.params };
-    let state = artifacts.zeroState();
-    const losses: number[] = [];
-    for (let step = 1; step <= 100; step++) {
-      const outputs = await session.run({ ...batch, ...params, ...state, lr: floatScalar(3e-2), step: int64Scalar(step) });
-      losses.push(outputs.loss.data[0] as number);
-      params = Object.fromEntries(Object.keys(params).map((name) => [name, outputs[`${name}.new`] as ort.Tensor]));
-      state = Object.fromEntries(Object.keys(state).map((name) => [name, outputs[`${name}.new`] as ort.Tensor]));
-    }
+    const losses = await trainLosses(artifacts, causalLmBatch(PATTERN_IDS), 100, 3e-2);
     expect(losses.every(Number.isFinite)).toBe(true);
     // The fixture's random head keeps logits small, so eight virtual tokens alone move the loss little:
     // measured 6.207 to 6.024 (Node 20, onnxruntime-node 1.31 CPU). The test requires a fall of 0.1.

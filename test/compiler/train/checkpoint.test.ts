@@ -1,22 +1,14 @@
 import * as path from "node:path";
-import type * as ort from "onnxruntime-node";
 import { defineSpec, lora, select } from "../../../compiler/dsl";
 import { loadModel } from "../../../compiler/ir/io";
-import { compileForTest, int64Matrix } from "../../helpers/artifacts";
+import { compileForTest } from "../../helpers/artifacts";
+import { PADDED_IDS, PADDED_MASK, causalLmBatch } from "../../helpers/batches";
+import { changedParams } from "../../helpers/gradients";
 import { removeTempDirs } from "../../helpers/temp";
 
 afterAll(removeTempDirs);
 
 const FIXTURES = path.resolve(__dirname, "../../../fixtures");
-const IDS = [
-  [3, 14, 15, 92, 65, 35],
-  [8, 97, 93, 23, 0, 0],
-];
-const MASK = [
-  [1, 1, 1, 1, 1, 1],
-  [1, 1, 1, 1, 0, 0],
-];
-
 function spec(checkpointActivations: boolean): ReturnType<typeof defineSpec> {
   return defineSpec({
     methods: [lora({ targets: select.allLinear(), rank: 2, dropout: 0.2 })],
@@ -29,13 +21,9 @@ describe("activation checkpointing", () => {
   test.each(["llama-tiny.onnx", "gpt2-tiny-op17.onnx", "gpt2-tiny-op14.onnx"])("%s gives the same gradients", async (fixture) => {
     const plain = compileForTest(path.join(FIXTURES, fixture), spec(false));
     const checkpointed = compileForTest(path.join(FIXTURES, fixture), spec(true));
-    const batch = { input_ids: int64Matrix(IDS), attention_mask: int64Matrix(MASK), labels: int64Matrix(IDS.map((row, b) => row.map((id, t) => (MASK[b][t] ? id : -100)))) };
+    const batch = causalLmBatch(PADDED_IDS, PADDED_MASK);
     // Non-zero B so that every gradient is non-zero.
-    const params: Record<string, ort.Tensor> = {};
-    for (const [name, tensor] of Object.entries(plain.params)) {
-      const data = Float32Array.from(tensor.data as Float32Array, (value, i) => (name.endsWith("lora_B") ? Math.sin(i + name.length) * 0.1 : value));
-      params[name] = new (tensor.constructor as typeof ort.Tensor)("float32", data, tensor.dims);
-    }
+    const params = changedParams(plain.params, Object.keys(plain.params), (name, values) => (name.endsWith("lora_B") ? Float32Array.from(values, (_, i) => Math.sin(i + name.length) * 0.1) : undefined));
     const expected = await (await plain.session("grad")).run({ ...batch, ...params });
     const actual = await (await checkpointed.session("grad")).run({ ...batch, ...params });
     let worst = 0;

@@ -1,19 +1,14 @@
 import * as path from "node:path";
-import type * as ort from "onnxruntime-node";
 import { adamw, defineSpec, lora, select } from "../../../compiler/dsl";
-import { compileForTest, floatScalar, int64Matrix, int64Scalar } from "../../helpers/artifacts";
+import { compileForTest } from "../../helpers/artifacts";
+import { PATTERN_IDS, causalLmBatch } from "../../helpers/batches";
 import { removeTempDirs } from "../../helpers/temp";
+import { trainLosses } from "../../helpers/training";
 
 afterAll(removeTempDirs);
 
 const LLAMA = path.resolve(__dirname, "../../../fixtures/llama-tiny.onnx");
 const STEPS = 100;
-
-/** A batch of two token patterns the base model has never seen, so the loss has far to fall. */
-const IDS = [
-  [5, 17, 29, 41, 53, 65, 77, 89, 101, 113, 125, 137],
-  [200, 190, 180, 170, 160, 150, 140, 130, 120, 110, 100, 90],
-];
 
 async function train(): Promise<number[]> {
   const spec = defineSpec({
@@ -23,18 +18,8 @@ async function train(): Promise<number[]> {
     seed: 7,
   });
   const artifacts = compileForTest(LLAMA, spec);
-  const session = await artifacts.session("train");
-  let params: Record<string, ort.Tensor> = { ...artifacts.params };
-  let state = artifacts.zeroState();
-  const batch = { input_ids: int64Matrix(IDS), attention_mask: int64Matrix(IDS.map((row) => row.map(() => 1))), labels: int64Matrix(IDS) };
-  const losses: number[] = [];
-  for (let step = 1; step <= STEPS; step++) {
-    const outputs = await session.run({ ...batch, ...params, ...state, lr: floatScalar(1e-2), step: int64Scalar(step) });
-    losses.push(outputs.loss.data[0] as number);
-    params = Object.fromEntries(Object.keys(params).map((name) => [name, outputs[`${name}.new`] as ort.Tensor]));
-    state = Object.fromEntries(Object.keys(state).map((name) => [name, outputs[`${name}.new`] as ort.Tensor]));
-  }
-  await session.release();
+  const losses = await trainLosses(artifacts, causalLmBatch(PATTERN_IDS), STEPS, 1e-2);
+  await (await artifacts.session("train")).release();
   return losses;
 }
 
