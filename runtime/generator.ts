@@ -204,6 +204,7 @@ export class Generator {
     let defaultParams: Feeds = {};
     if (typeof paramsSource !== "string") defaultParams = paramsSource;
     else if (paramInputs.length > 0 || fs.existsSync(paramsSource)) defaultParams = loadParamFeeds(paramsSource);
+    if (options.params !== undefined) rejectFoldedChanges(dir, parameterNames, new Set([...paramInputs, ...(folding?.inputs ?? [])]), defaultParams);
     const tokenizer = Generator.resolveTokenizer(dir, options.tokenizer);
     return new Generator(dir, manifest, session, opened.device, opened.skipped, tokenizer, defaultParams, paramInputs, cacheInputs, integerTypes, folding);
   }
@@ -235,6 +236,7 @@ export class Generator {
   private async paramFeeds(override: GenerateOptions["params"]): Promise<Feeds> {
     const extra = typeof override === "string" ? loadParamFeeds(override) : (override ?? {});
     const accepted = this.parameterInputs;
+    rejectFoldedChanges(this.dir, new Set(this.manifest.parameters.map((parameter) => parameter.name)), new Set(accepted), extra);
     for (const [name, tensor] of Object.entries(extra)) {
       if (!accepted.includes(name)) {
         throw new PeftcError("E_GENERATE", `parameter ${name} is not a parameter input of infer.onnx or prefix.onnx (parameter inputs: ${accepted.join(", ") || "none"}).`, { tensor: name });
@@ -347,4 +349,33 @@ export class Generator {
       finishReason: finished[row] ?? "length",
     }));
   }
+}
+
+/**
+ * Rejects parameters that infer.onnx cannot take because compile folded
+ * them into its weights (`inference.mergeAdapters`), when their values
+ * differ from the folded ones: generating would silently use the values
+ * of compile time instead.
+ */
+function rejectFoldedChanges(dir: string, trainable: ReadonlySet<string>, accepted: ReadonlySet<string>, given: Feeds): void {
+  const folded = Object.keys(given).filter((name) => trainable.has(name) && !accepted.has(name));
+  if (folded.length === 0) return;
+  const compiledFile = path.join(dir, "params.safetensors");
+  const compiled = fs.existsSync(compiledFile) ? loadParamFeeds(compiledFile) : {};
+  const changed = folded.filter((name) => !sameValues(given[name], compiled[name]));
+  if (changed.length === 0) return;
+  throw new PeftcError(
+    "E_GENERATE",
+    `infer.onnx was compiled with inference.mergeAdapters, so ${changed.slice(0, 3).join(", ")}${changed.length > 3 ? ` and ${changed.length - 3} more` : ""} are folded into its weights, and the given parameters cannot change them. ` +
+      "To generate with trained values, compile again with `peftc compile MODEL --spec SPEC --params TRAINED.safetensors --out DIR`, which folds the trained tensors in, or compile without mergeAdapters.",
+    { tensor: changed[0] },
+  );
+}
+
+function sameValues(a: ort.Tensor, b: ort.Tensor | undefined): boolean {
+  if (!b || a.type !== b.type || a.dims.join() !== b.dims.join()) return false;
+  const x = a.data as ArrayLike<number>;
+  const y = b.data as ArrayLike<number>;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
 }

@@ -29,6 +29,7 @@ import type { Loss } from "../dsl/training";
 import { elementTypeName } from "../onnx/dtype";
 import { peftcVersion } from "../version";
 import { writeSafetensors } from "./safetensors";
+import { applyParamsFile } from "./initial-params";
 import { countBaseParameters, trainableSummary } from "./trainable-summary";
 
 export interface CompileOptions {
@@ -40,6 +41,8 @@ export interface CompileOptions {
   specFile?: string | null;
   /** A Hugging Face PEFT LoRA adapter folder whose tensors (and, without a spec, whose config) the graph starts from. */
   adapterDir?: string | null;
+  /** A params file (from `peftc train`) whose tensors replace the initial values, in params.safetensors and in what infer.onnx folds in. */
+  paramsFile?: string | null;
   /** Moves a spec error to the spec line of the option at fault; the spec loader provides it. */
   relocate?: (error: SpecError) => void;
 }
@@ -76,6 +79,7 @@ export const ARTIFACT_FILES = {
  */
 export function compileArtifacts(options: CompileOptions): CompileResult {
   const { model, discovery, peft, baseCount } = compileGraph(options, null);
+  if (options.paramsFile) applyParamsFile(peft.parameters, options.paramsFile);
   const warnings = new Map(peft.warnings.map((warning) => [warning.message, warning]));
   const settings = options.spec?.train ?? defaultTrainSettings();
   const decays = decayRule(discovery, settings);

@@ -10,6 +10,7 @@ interface CompileCommandOptions {
   adapter?: string;
   types?: string[];
   typeCheck: boolean;
+  params?: string;
 }
 
 /**
@@ -41,6 +42,7 @@ export function registerCompile(program: Command, io: CliIo): void {
     .option("--spec <file>", "TypeScript spec whose default export is defineSpec({...}); required unless --adapter is given")
     .requiredOption("--out <dir>", "artifact folder to write; an existing one is replaced only if it is empty or an earlier peftc output")
     .option("--adapter <dir>", "Hugging Face PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors) whose tensors start the graph; alone, its config is the spec")
+    .option("--params <file>", "params.safetensors or a checkpoint from peftc train whose tensors replace the initial values; with inference.mergeAdapters, infer.onnx folds these trained values in")
     .option("--types <file...>", "module declarations (.d.ts) to type-check the spec against (default: <model>.d.ts beside the model, if present)")
     .option("--no-type-check", "run the spec without type-checking it first (faster; type errors then surface as run-time errors)")
     .action(async (modelPath: string, options: CompileCommandOptions) => {
@@ -55,6 +57,7 @@ export function registerCompile(program: Command, io: CliIo): void {
         spec: loaded?.spec ?? null,
         specFile: loaded?.file ?? null,
         adapterDir: options.adapter ?? null,
+        paramsFile: options.params ?? null,
         relocate: loaded ? (error) => loaded.relocate(error) : undefined,
       });
       for (const warning of result.warnings) {
