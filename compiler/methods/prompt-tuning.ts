@@ -1,4 +1,5 @@
 import type { PromptTuningMethod } from "../dsl/prompt-tuning";
+import type { SpecWarning } from "../dsl/match";
 import { SpecError } from "../dsl/spec-error";
 import type { DiscoveredModule } from "../match/module";
 import { DataType } from "../onnx/dtype";
@@ -22,7 +23,7 @@ export function planPromptTuning(method: PromptTuningMethod, context: MethodCont
   if (ids) checkPromptIds(method, ids, vocab);
   return {
     claims: [{ key: `${embedding.path} output`, what: "prompt tuning (virtual tokens before the token embeddings)", site: method.site }],
-    warnings: [],
+    warnings: positionWarnings(method, context),
     insert(insertContext) {
       const graph = insertContext.model.graph;
       const table = embedding.weight!.value.initializer;
@@ -56,4 +57,19 @@ function tokenEmbedding(method: PromptTuningMethod, context: MethodContext): Dis
     );
   }
   return embedding;
+}
+
+/**
+ * Checks the virtual tokens against a table of learned positions (GPT-2's
+ * `wpe`): they take the first positions, so N of them leave P − N for the
+ * real tokens, and N ≥ P leaves none.
+ */
+function positionWarnings(method: PromptTuningMethod, context: MethodContext): SpecWarning[] {
+  const table = context.discovery.modules.find((module) => module.role === "embed.positions" && module.weight?.shape.length === 2);
+  if (!table) return [];
+  const positions = table.weight!.shape[0];
+  if (method.virtualTokens >= positions) {
+    throw new SpecError("E_SPEC_MODEL", `promptTuning: option "virtualTokens" is ${method.virtualTokens}, but the model has ${positions} learned positions (${table.path}), and the virtual tokens take the first ones, so no real token would fit. Use fewer than ${positions} virtual tokens.`, method.site, ["virtualTokens"]);
+  }
+  return [{ message: `promptTuning: the ${method.virtualTokens} virtual tokens take the first of the model's ${positions} learned positions (${table.path}), so inputs may have at most ${positions - method.virtualTokens} real tokens, prompt and generated ones together.`, site: method.site }];
 }

@@ -98,6 +98,15 @@ describe("promptTuning planning", () => {
     expect(model.graph.lookup(PROMPT_EMBEDDINGS)).toBeUndefined();
   });
 
+  test("learned positions bound the virtual tokens", () => {
+    // gpt2-tiny has 128 learned positions.
+    const model = loadModel(GPT2);
+    const tooMany = defineSpec({ methods: [promptTuning({ virtualTokens: 128 })] });
+    expect(() => applySpec(model, discoverModules(model), tooMany, { mode: "eval" })).toThrow(expect.objectContaining({ code: "E_SPEC_MODEL", option: ["virtualTokens"], message: expect.stringContaining("has 128 learned positions") }));
+    const fitting = applySpec(model, discoverModules(model), defineSpec({ methods: [promptTuning({ virtualTokens: 20 })] }), { mode: "eval" });
+    expect(fitting.warnings.map((warning) => warning.message)).toContainEqual(expect.stringContaining("at most 108 real tokens"));
+  });
+
   test("two prompt tunings conflict", () => {
     const model = loadModel(LLAMA);
     const spec = defineSpec({ methods: [promptTuning({ virtualTokens: 2 }), promptTuning({ virtualTokens: 3 })] });
