@@ -60,6 +60,12 @@ export function buildInferGraph(options: CompileOptions, trained: PeftGraph): In
     // MultiHeadAttention takes the whole softmax inside the kernel, so the gate that scales the prefix columns of the probabilities has no place there.
     throw new SpecError("E_SPEC_MODEL", "prefixTuning's gate scales the attention probabilities, which the fused attention kernel of inference.fusedAttention computes internally. Set gate: false, or leave fusedAttention off.", gatedPrefix.site, ["gate"]);
   }
+  const gated = merge ? trained.lora.find((record) => record.gate !== null) : undefined;
+  if (gated) {
+    const error = new SpecError("E_SPEC_MODEL", `defineSpec: option "inference.mergeAdapters" cannot fold the LoRA of ${gated.path}: a learned gate scales it per token, so it depends on the input. Set mergeAdapters to false, or train without gate.`, options.spec?.site, ["inference", "mergeAdapters"]);
+    options.relocate?.(error);
+    throw error;
+  }
   const merged = merge ? mergeIntoWeights(model, trained.lora, trained.parameters, trained.ia3) : [];
   const adapter: AdapterPlans | null = options.adapterDir && !merge ? adapterPlans(options.adapterDir, discovery) : null;
   const shared = { mode: "eval" as const, modelFile: options.modelFile, values: new Map(trained.parameters.map((parameter) => [parameter.name, parameter.tensor])), skip: merge ? MERGED_METHODS : undefined, mergeAdapters: merge };

@@ -120,20 +120,15 @@ function withPast(b: GradBuilder, current: Value, past: Value, presentName: stri
 export function kvHeadValue(b: GradBuilder, matMul: Node, isKey: boolean, layer: number): Value {
   let value = matMul.inputs[1]!;
   if (isKey) {
-    const transpose = value.producer;
-    if (transpose?.opType !== "Transpose") {
-      throw new PeftcError("E_UNKNOWN_DOMAIN", `KV cache: layer ${layer}: the keys reach the scores through ${transpose?.opType ?? "a graph input"}, not a Transpose; this key layout is not supported.`);
-    }
-    const perm = (transpose.getInts("perm") ?? []).join(",");
-    if (perm === "0,2,3,1") {
+    const problem = keyLayoutProblem(matMul);
+    if (problem !== null) throw new PeftcError("E_UNKNOWN_DOMAIN", `KV cache: layer ${layer}: ${problem}.`);
+    const transpose = value.producer!;
+    if ((transpose.getInts("perm") ?? []).join(",") === "0,2,3,1") {
       const headMajor = b.op("Transpose", [transpose.inputs[0]!], [attr.ints("perm", [0, 2, 1, 3])]);
       const keysLast = b.op("Transpose", [headMajor], [attr.ints("perm", [0, 1, 3, 2])]);
       moveNodeBefore(b, matMul, [headMajor, keysLast]);
       matMul.setInput(1, keysLast);
       return headMajor;
-    }
-    if (perm !== "0,1,3,2") {
-      throw new PeftcError("E_UNKNOWN_DOMAIN", `KV cache: layer ${layer}: the keys reach the scores through a Transpose with perm [${perm}], a layout this rewrite does not know.`);
     }
     value = transpose.inputs[0]!;
   }
@@ -142,6 +137,19 @@ export function kvHeadValue(b: GradBuilder, matMul: Node, isKey: boolean, layer:
   const unsqueeze = expand?.opType === "Expand" ? expand.inputs[0]?.producer : undefined;
   if (reshape && expand && unsqueeze?.opType === "Unsqueeze") return unsqueeze.inputs[0]!;
   return value;
+}
+
+/**
+ * Says why the keys of a scores MatMul are in a layout the cache and
+ * prefix rewrites do not know, or returns null when they read the keys
+ * through a Transpose with perm [0, 1, 3, 2] or [0, 2, 3, 1]. Changes nothing.
+ */
+export function keyLayoutProblem(scores: Node): string | null {
+  const transpose = scores.inputs[1]?.producer;
+  if (transpose?.opType !== "Transpose") return `the keys reach the scores through ${transpose?.opType ?? "a graph input"}, not a Transpose; this key layout is not supported`;
+  const perm = (transpose.getInts("perm") ?? []).join(",");
+  if (perm !== "0,1,3,2" && perm !== "0,2,3,1") return `the keys reach the scores through a Transpose with perm [${perm}], a layout this rewrite does not know`;
+  return null;
 }
 
 /** Moves the producers of `values`, which the builder appended at the end, to just before `anchor`, keeping their order. */

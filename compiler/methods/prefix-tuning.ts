@@ -6,6 +6,7 @@ import { SpecError } from "../dsl/spec-error";
 import { PeftcError } from "../errors";
 import type { Value } from "../ir/value";
 import type { AttentionBlock } from "../match/attention";
+import { keyLayoutProblem } from "../kvcache/rewrite";
 import { DataType } from "../onnx/dtype";
 import type { MethodContext, MethodResult, PlannedMethod } from "./method-context";
 import type { TrainableParameter } from "./parameters";
@@ -86,6 +87,11 @@ function dtypeOf(blocks: readonly PrefixedBlock[]): DataType {
 function checkBlock(method: PrefixTuningMethod, context: MethodContext, block: AttentionBlock, layer: number): PrefixedBlock {
   if (block.core.form !== "decomposed") {
     throw new SpecError("E_SPEC_MODEL", `prefixTuning: layer ${layer} uses the fused attention op ${block.core.opType} ("${block.core.fused}"), which reads its keys and values inside the kernel, so no prefix can be put in front of them. Export the model with decomposed attention (MatMul, Softmax, MatMul), or use LoRA or prompt tuning.`, method.site);
+  }
+  const scores = context.model.graph.nodes.find((node) => node.name === block.core.scores);
+  const layoutProblem = scores ? keyLayoutProblem(scores) : `its scores node "${block.core.scores}" is not in the graph`;
+  if (layoutProblem !== null) {
+    throw new SpecError("E_SPEC_MODEL", `prefixTuning: cannot put a prefix in front of layer ${layer}'s keys: ${layoutProblem}. Use LoRA, adapters or prompt tuning on this model, or export it with keys transposed for the scores as Hugging Face's PyTorch models do.`, method.site);
   }
   if (block.kvHeads === null || block.headDim === null) {
     throw new SpecError("E_SPEC_MODEL", `prefixTuning: discovery did not find the key/value head count or head size of layer ${layer}'s attention (scores "${block.core.scores}"), so the prefix shape [kv_heads, tokens, head_dim] is unknown.`, method.site);

@@ -21,6 +21,7 @@ export function planPromptTuning(method: PromptTuningMethod, context: MethodCont
   const [vocab, hidden] = embedding.weight!.shape;
   const ids = promptInitIds(method, context.modelFile);
   if (ids) checkPromptIds(method, ids, vocab);
+  if (context.cached) checkCacheNames(method, context);
   return {
     claims: [{ key: `${embedding.path} output`, what: "prompt tuning (virtual tokens before the token embeddings)", site: method.site }],
     warnings: positionWarnings(method, context),
@@ -49,12 +50,18 @@ function tokenEmbedding(method: PromptTuningMethod, context: MethodContext): Dis
   }
   const embedding = embeddings[0];
   const ids = graph.inputs.find((input) => input.name === "input_ids");
-  if (!ids || embedding.node.opType !== "Gather" || embedding.node.inputs[1] !== ids || !embedding.weight || embedding.weight.shape.length !== 2) {
-    throw new SpecError(
-      "E_SPEC_MODEL",
-      `promptTuning prepends virtual tokens to the token embedding, which must be a Gather of a [vocab, hidden] table by the graph input input_ids; ${embedding.path} is ${embedding.node.opType} "${embedding.node.name}" reading ${embedding.node.inputs[1]?.name ?? "nothing"}. Export the model with an input_ids input.`,
-      method.site,
-    );
+  const node = embedding.node;
+  let problem: string | null = null;
+  if (node.opType !== "Gather" || !embedding.weight || embedding.weight.shape.length !== 2) {
+    problem = `${embedding.path} is fused into ${node.qualifiedOpType} "${node.name}", where no embedding can be inserted. Export the model without fused embedding ops (onnxruntime's transformer optimizer makes them)`;
+  } else if (!ids) {
+    problem = `the model has no graph input named input_ids. Export it with Hugging Face's input names`;
+  } else if (node.inputs[1] !== ids) {
+    const producer = node.inputs[1]?.producer;
+    problem = `${embedding.path} (Gather "${node.name}") reads "${node.inputs[1]?.name}", which ${producer ? `${producer.opType} "${producer.name}" computes` : "is not input_ids"}, not the graph input input_ids itself, so the rewrite cannot put the virtual tokens in front of the real ones. Export the model so the token embedding reads input_ids directly`;
+  }
+  if (problem !== null) {
+    throw new SpecError("E_SPEC_MODEL", `promptTuning prepends virtual tokens to the output of the token embedding's Gather: ${problem}.`, method.site);
   }
   return embedding;
 }
@@ -72,4 +79,19 @@ function positionWarnings(method: PromptTuningMethod, context: MethodContext): S
     throw new SpecError("E_SPEC_MODEL", `promptTuning: option "virtualTokens" is ${method.virtualTokens}, but the model has ${positions} learned positions (${table.path}), and the virtual tokens take the first ones, so no real token would fit. Use fewer than ${positions} virtual tokens.`, method.site, ["virtualTokens"]);
   }
   return [{ message: `promptTuning: the ${method.virtualTokens} virtual tokens take the first of the model's ${positions} learned positions (${table.path}), so inputs may have at most ${positions - method.virtualTokens} real tokens, prompt and generated ones together.`, site: method.site }];
+}
+
+/**
+ * Checks that a cached graph has Optimum's cache inputs, whose past length
+ * tells infer.onnx's prefill step (which adds the virtual tokens) from the
+ * later ones.
+ */
+function checkCacheNames(method: PromptTuningMethod, context: MethodContext): void {
+  const inputs = context.model.graph.inputs.map((input) => input.name);
+  if (inputs.some((name) => /^past_key_values\.\d+\.key$/.test(name))) return;
+  throw new SpecError(
+    "E_SPEC_MODEL",
+    `promptTuning: infer.onnx needs cache inputs named past_key_values.N.key [batch, kv_heads, past_sequence, head_dim] to add the virtual tokens at the prefill step only, but this export's cache inputs are named otherwise (inputs: ${inputs.join(", ")}). Export the model without a cache, which peftc then adds, or with Optimum's cache names.`,
+    method.site,
+  );
 }
