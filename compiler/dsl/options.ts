@@ -40,6 +40,8 @@ export class OptionReader {
     const value = record[key];
     if (value === undefined) return fallback;
     if (typeof value !== "number" || !Number.isFinite(value)) this.fail(key, `must be a finite number (${describeRule(rule)}); got ${describeValue(value)}.`);
+    // Numbers become float32 constants of the graphs, where a larger magnitude overflows to infinity.
+    if (Math.abs(value) > FLOAT32_MAX) this.fail(key, `must fit in float32 (magnitude at most 3.4e38); got ${value}.`);
     if (!satisfies(value, rule)) this.fail(key, `must be ${describeRule(rule)}; got ${value}.`);
     return value;
   }
@@ -80,6 +82,8 @@ export class OptionReader {
 }
 
 /** Range rule for a numeric option. */
+const FLOAT32_MAX = 3.4028234663852886e38;
+
 export interface NumberRule {
   integer?: boolean;
   /** Inclusive lower bound. */

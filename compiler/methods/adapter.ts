@@ -33,6 +33,7 @@ import { addTrainableTensor, parameterRow } from "./trainable";
 export function planAdapter(method: AdapterMethod, context: MethodContext): PlannedMethod {
   const { sites, warnings } = findAdapterSites(method, context.discovery, context.targets);
   const bottlenecks = sites.map((site) => bottleneckOf(method, site.hidden));
+  checkBottlenecks(method, sites, bottlenecks, warnings);
   const claims = sites.map((site) => ({
     key: `${site.projection.path}:${site.placement}`,
     what: `adapter (${method.kind}, ${site.placement === "serial" ? "after" : "beside"} the ${site.sublayer} of layer ${site.layer})`,
@@ -52,6 +53,21 @@ export function planAdapter(method: AdapterMethod, context: MethodContext): Plan
       return { parameters, warnings: [] as SpecWarning[] };
     },
   };
+}
+
+/**
+ * Warns about a bottleneck wider than the hidden size, which is no
+ * bottleneck and may train more parameters than the base layers, and about
+ * a reduction factor larger than the hidden size, rounded up to a width of 1.
+ */
+function checkBottlenecks(method: AdapterMethod, sites: readonly { hidden: number }[], bottlenecks: readonly number[], warnings: SpecWarning[]): void {
+  const hidden = Math.min(...sites.map((site) => site.hidden));
+  if (method.bottleneck !== undefined && method.bottleneck > hidden) {
+    warnings.push({ message: `adapter: bottleneck ${method.bottleneck} is wider than the hidden size ${hidden} it should compress, so each adapter trains ${2 * hidden * method.bottleneck + method.bottleneck + hidden} parameters. Adapters usually take hidden / 16.`, site: method.site });
+  }
+  if (method.bottleneck === undefined && sites.some((site) => site.hidden / method.reductionFactor < 1)) {
+    warnings.push({ message: `adapter: reductionFactor ${method.reductionFactor} is larger than the hidden size ${hidden}, so the bottleneck is rounded up to ${Math.min(...bottlenecks)}.`, site: method.site });
+  }
 }
 
 /** Returns the bottleneck width: the option, or hidden / reductionFactor rounded down and at least 1. */

@@ -119,6 +119,19 @@ describe("adapter planning", () => {
     expect(() => parametersOf(GPT2, defineSpec({ methods: [adapter({ kind: "houlsby", layers: select.role("head") })] }))).toThrow(/adapter layers: .* selects only modules outside the transformer layers \(head\)/);
   });
 
+  test("sizes beyond the hidden width warn", () => {
+    const warningsOf = (spec: Spec): string[] => {
+      const model = loadModel(LLAMA);
+      return applySpec(model, discoverModules(model), spec, { mode: "eval" }).warnings.map((warning) => warning.message);
+    };
+    expect(warningsOf(defineSpec({ methods: [adapter({ kind: "pfeiffer", bottleneck: 4096 })] }))).toContainEqual(expect.stringContaining("bottleneck 4096 is wider than the hidden size 64"));
+    expect(warningsOf(defineSpec({ methods: [adapter({ kind: "pfeiffer", reductionFactor: 1000 })] }))).toContainEqual(expect.stringContaining("reductionFactor 1000 is larger than the hidden size 64, so the bottleneck is rounded up to 1"));
+  });
+
+  test("scale beyond float32 is rejected", () => {
+    expect(() => adapter({ kind: "parallel", scale: -1e40 })).toThrow(/option "scale" must fit in float32/);
+  });
+
   test("scale on a serial adapter is rejected", () => {
     expect(() => adapter({ kind: "houlsby", scale: 2 })).toThrow(/scale.*kind is "houlsby"/);
   });
