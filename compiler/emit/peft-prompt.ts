@@ -65,9 +65,10 @@ export interface PeftPromptInput {
 /**
  * Writes a PEFT prompt-tuning adapter folder. PEFT rejects a TEXT config
  * without tokenizer_name_or_path, so a text init is written as TEXT only
- * when a tokenizer (or base model) name is given, and as RANDOM with the
- * text kept otherwise. PEFT loads the embeddings from the file either way,
- * and reads the init only to initialise a new prompt.
+ * when a tokenizer (or base model) name is given, and as RANDOM without the
+ * text otherwise, so the config does not contradict itself. PEFT loads the
+ * embeddings from the file either way, and reads the init only to
+ * initialise a new prompt.
  */
 export function writePeftPromptAdapter(dir: string, input: PeftPromptInput): { config: PromptTuningConfigJson; files: string[] } {
   const embeddings = checkedEmbeddings(input.embeddings);
@@ -84,7 +85,7 @@ export function writePeftPromptAdapter(dir: string, input: PeftPromptInput): { c
     num_virtual_tokens: tokens,
     peft_type: "PROMPT_TUNING",
     prompt_tuning_init: text !== null && tokenizer !== null ? "TEXT" : "RANDOM",
-    prompt_tuning_init_text: text,
+    prompt_tuning_init_text: tokenizer !== null ? text : null,
     revision: null,
     task_type: input.taskType === undefined ? "CAUSAL_LM" : input.taskType,
     token_dim: hidden,

@@ -14,7 +14,7 @@ import type { CliIo } from "./main";
 interface ExportAdapterOptions {
   out: string;
   params?: string;
-  taskType: string;
+  taskType?: string;
   baseModel?: string;
   loraOnly?: boolean;
 }
@@ -52,6 +52,27 @@ export function readManifest(artifactDir: string): Manifest {
  * from the manifest's spec.value. Fields that are absent or of the wrong
  * type are left to the writer's defaults.
  */
+/**
+ * Warns when the export kept no PyTorch module names, so the adapter's keys
+ * use peftc's canonical paths (`layers.0.attn.k`), which PEFT will not
+ * find in the Hugging Face model.
+ */
+function warnCanonicalNames(records: readonly { module: string; torchName: string }[], io: CliIo): void {
+  const canonical = records.filter((record) => record.torchName === record.module).map((record) => record.module);
+  if (canonical.length === 0) return;
+  io.stderr(
+    `peftc: warning: the model file kept no PyTorch module names for ${canonical.slice(0, 3).join(", ")}${canonical.length > 3 ? ` and ${canonical.length - 3} more` : ""}, so the adapter names them by peftc's paths, which PEFT will not find in the Hugging Face model. Rename the keys and target_modules to the PyTorch names, or export the model with torch.onnx, which keeps them.\n`,
+  );
+}
+
+/** PEFT's task type for the loss the artifacts were compiled with; PEFT has none for masked LM, whose base model FEATURE_EXTRACTION loads. */
+function defaultTaskType(manifest: Manifest): string {
+  const loss = (manifest.loss as { loss?: string } | null)?.loss;
+  if (loss === "sequence_classification" || loss === "regression") return "SEQ_CLS";
+  if (loss === "masked_lm") return "FEATURE_EXTRACTION";
+  return "CAUSAL_LM";
+}
+
 function specDefaults(manifest: Manifest): PeftAdapterDefaults {
   const value = manifest.spec?.value as { methods?: unknown } | null | undefined;
   const methods = Array.isArray(value?.methods) ? (value.methods as Record<string, unknown>[]) : [];
@@ -77,25 +98,27 @@ export function registerExportAdapter(program: Command, io: CliIo): void {
     .argument("<artifact-dir>", "artifact folder written by peftc compile, whose manifest.json lists the LoRA branches or (IA)3 vectors")
     .requiredOption("--out <dir>", "adapter folder to write. It is created if missing, and an existing one must be empty or contain an earlier adapter")
     .option("--params <file>", "safetensors file with the trained values, such as a training checkpoint (default: <artifact-dir>/params.safetensors)")
-    .option("--task-type <type>", `PEFT task_type written to adapter_config.json: ${PEFT_TASK_TYPES.join(", ")}`, "CAUSAL_LM")
+    .option("--task-type <type>", `PEFT task_type written to adapter_config.json: ${PEFT_TASK_TYPES.join(", ")} (default: from the spec's loss, CAUSAL_LM for causalLM(), SEQ_CLS for sequenceClassification() and regression(), FEATURE_EXTRACTION for maskedLM())`)
     .option("--base-model <name>", "base_model_name_or_path written to adapter_config.json: the Hugging Face model id or path of the base model (default: null)")
-    .option("--lora-only", "export the LoRA tensors even when the spec also trains biases or whole modules (train:), which the adapter then leaves at the base model's values")
+    .option("--lora-only", "export the LoRA tensors alone, even when the spec also trains biases, whole modules (train:) or other methods, which the adapter then leaves out")
     .action((artifactDir: string, options: ExportAdapterOptions) => {
-      if (!PEFT_TASK_TYPES.includes(options.taskType)) {
+      if (options.taskType !== undefined && !PEFT_TASK_TYPES.includes(options.taskType)) {
         throw new PeftcError("E_ADAPTER", `--task-type ${JSON.stringify(options.taskType)} is not a PEFT task type. Use one of ${PEFT_TASK_TYPES.join(", ")}.`);
       }
       const manifest = readManifest(artifactDir);
+      options.taskType ??= defaultTaskType(manifest);
+      const loraOnly = options.loraOnly === true && manifest.lora.length > 0;
       // Before the adapter check, which would take a prefix tuning's UniPELT gates for bottleneck adapters.
-      if (manifest.parameters.some((parameter) => parameter.method === "prefix")) {
+      if (!loraOnly && manifest.parameters.some((parameter) => parameter.method === "prefix")) {
         exportPrefixTuning(manifest, artifactDir, options, io);
         return;
       }
       rejectBottleneckAdapters(manifest, artifactDir, options.loraOnly === true);
-      if (manifest.parameters.some((parameter) => parameter.method === "prompt")) {
+      if (!loraOnly && manifest.parameters.some((parameter) => parameter.method === "prompt")) {
         exportPromptTuning(manifest, artifactDir, options, io);
         return;
       }
-      if ((manifest.ia3 ?? []).length > 0) {
+      if (!loraOnly && (manifest.ia3 ?? []).length > 0) {
         exportIa3(manifest, artifactDir, options, io);
         return;
       }
@@ -118,6 +141,7 @@ export function registerExportAdapter(program: Command, io: CliIo): void {
         );
       }
       const tensors = readTrainedTensors(artifactDir, options);
+      warnCanonicalNames(manifest.lora, io);
 
       const written = writePeftAdapter(options.out, {
         lora: manifest.lora,
@@ -168,6 +192,7 @@ function exportIa3(manifest: Manifest, artifactDir: string, options: ExportAdapt
   }
   rejectOtherTensors(manifest, artifactDir, { methods: ["ia3"], contents: "the (IA)3 vectors", adapterType: "IA3", specMethod: "ia3()" });
   const tensors = readTrainedTensors(artifactDir, options);
+  warnCanonicalNames(manifest.ia3!, io);
   const written = writePeftIa3Adapter(options.out, { records: manifest.ia3!, tensors, taskType: options.taskType, baseModel: options.baseModel ?? null });
   const feedforward = written.modules.filter((module) => module.feedforward).length;
   io.stdout(`wrote ${options.out}: (IA)3 vectors on ${written.modules.length} modules, ${feedforward} of them feedforward (input) scalings\n`);
@@ -179,6 +204,9 @@ function exportPromptTuning(manifest: Manifest, artifactDir: string, options: Ex
   const tensors = readTrainedTensors(artifactDir, options);
   const input = promptAdapterInput(artifactDir, manifest, tensors);
   const written = writePeftPromptAdapter(options.out, { ...input, taskType: options.taskType, baseModel: options.baseModel ?? null });
+  if (typeof input.init === "object" && "text" in input.init && written.config.prompt_tuning_init === "RANDOM") {
+    io.stderr("peftc: warning: the virtual tokens started from a text, but PEFT's TEXT init needs a tokenizer name, so the config says RANDOM; pass --base-model NAME to write TEXT. The trained embeddings load either way.\n");
+  }
   io.stdout(`wrote ${options.out}: prompt tuning, ${written.config.num_virtual_tokens} virtual tokens of ${written.config.token_dim} values, init ${written.config.prompt_tuning_init}\n`);
 }
 

@@ -102,6 +102,14 @@ describe("peftc export-adapter", () => {
     }
   });
 
+  it("warns when the model kept no PyTorch module names", async () => {
+    const records = MODULES.map(loraRecord).map((record) => ({ ...record, torchName: record.module }));
+    const out = path.join(makeTempDir(), "adapter");
+    const result = await run("export-adapter", writeArtifacts(records), "--out", out);
+    expect(result.status).toBe(0);
+    expect(result.stderr).toContain("kept no PyTorch module names for layers.0.attn.q, layers.0.attn.v, so the adapter names them by peftc's paths");
+  });
+
   it("reads trained values from --params", async () => {
     const records = MODULES.map(loraRecord);
     const artifacts = writeArtifacts(records);
