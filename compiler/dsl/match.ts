@@ -104,7 +104,7 @@ export function resolveSelection(selector: Selector, targets: readonly Target[],
   const matched = collapseParts(matchSelector(selector, candidates));
   if (matched.length === 0) {
     const reason = unmatchedReason(`${selector}`, selector.term, targets, what, kinds);
-    throw new SpecError("E_SPEC_SELECTOR", `${what}: ${reason}. ${suggestions(leafStrings(selector.term), candidates, targets)}`, selector.site, selector.option);
+    throw new SpecError("E_SPEC_SELECTOR", `${what}: ${reason}. ${suggestions(selector.term, candidates, targets)}`, selector.site, selector.option);
   }
   checkEveryPartMatches(selector, targets, candidates, what, kinds);
   return { targets: matched, warnings: missedLayers(selector, matched, candidates, what) };
@@ -135,7 +135,7 @@ function checkEveryPartMatches(selector: Selector, targets: readonly Target[], c
     const hint = part.term.kind === "path" && /[[\]]/.test(part.term.patterns[0])
       ? " Square brackets are literal characters in peftc globs, not character classes; write {q,k} for either."
       : "";
-    throw new SpecError("E_SPEC_SELECTOR", `${what}: ${reason}.${hint} ${suggestions(leafStrings(part.term), candidates, targets)}`, part.selector.site, part.option);
+    throw new SpecError("E_SPEC_SELECTOR", `${what}: ${reason}.${hint} ${suggestions(part.term, candidates, targets)}`, part.selector.site, part.option);
   }
 }
 
@@ -175,8 +175,13 @@ function describeKinds(targets: readonly Target[]): string {
   return `${kinds.join(" and ")} modules (${targets.slice(0, 3).map((target) => target.path).join(", ")}${targets.length > 3 ? ", ..." : ""})`;
 }
 
-/** Closest module paths to `queries` and the roles the model has, for a part that matches nothing. */
-function suggestions(queries: readonly string[], candidates: readonly Target[], targets: readonly Target[]): string {
+/**
+ * Closest module paths to what `term` was written with, the roles the
+ * model has and, when `term` names layers, the model's layers, for a part
+ * that matches nothing.
+ */
+function suggestions(term: SelectorTerm, candidates: readonly Target[], targets: readonly Target[]): string {
+  const queries = leafStrings(term);
   if (targets.length === 0) {
     return "Module discovery found no modules in this model, so no selector can match. Run `peftc inspect MODEL` to see what it found.";
   }
@@ -188,8 +193,34 @@ function suggestions(queries: readonly string[], candidates: readonly Target[], 
   const roles = [...new Set(candidates.flatMap((target) => (target.role ? [target.role] : [])))].sort();
   const parts = [`Closest module paths: ${closest.join(", ")}.`];
   if (roles.length > 0) parts.push(`Roles in this model: ${roles.join(", ")}.`);
+  if (namesLayers(term)) parts.push(describeLayers(targets));
   parts.push("Run `peftc inspect MODEL` to list every module.");
   return parts.join(" ");
+}
+
+/** Returns whether `term` or a selector inside it selects by layer number. */
+function namesLayers(term: SelectorTerm): boolean {
+  switch (term.kind) {
+    case "layers":
+      return true;
+    case "and":
+    case "or":
+      return term.items.some((item) => namesLayers(item.term));
+    case "except":
+      return namesLayers(term.base.term) || namesLayers(term.excluded.term);
+    default:
+      return false;
+  }
+}
+
+/** Describes the model's transformer layers as a range (`0..1`), or as a list when numbers are missing in between. */
+function describeLayers(targets: readonly Target[]): string {
+  const layers = [...new Set(targets.flatMap((target) => (target.layer === null ? [] : [target.layer])))].sort((a, b) => a - b);
+  if (layers.length === 0) return "The model has no modules in numbered layers.";
+  const first = layers[0];
+  const last = layers[layers.length - 1];
+  const contiguous = last - first + 1 === layers.length;
+  return contiguous ? `The model's layers are ${first}..${last}.` : `The model's layers are ${layers.join(", ")}.`;
 }
 
 /** The literal strings a selector was written with, for distance ranking. */

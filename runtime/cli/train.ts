@@ -88,7 +88,9 @@ export function registerTrain(program: Command, io: CliIo): void {
     .description(
       "Train the parameters of an artifact folder on a JSONL dataset. Writes metrics.jsonl, checkpoint-<step>.safetensors (parameters, optimizer state and position), " +
         "params.safetensors (the trained tensors, for export-adapter --params and eval --params) and loss-curve.svg into --out. " +
-        "Rows are {\"input_ids\", \"labels\"}, {\"prompt\", \"completion\"} (loss on the completion only) or {\"text\"} (needs --tokenizer).",
+        "Rows are {\"input_ids\", \"labels\"}, {\"prompt\", \"completion\"} (loss on the completion only) or {\"text\"} (needs --tokenizer); " +
+        "for sequence classification, {\"input_ids\", \"label\"} or {\"text\", \"label\"} with one class id per row. " +
+        "Model inputs beyond input_ids and attention_mask are filled as for a batch without a KV cache: token_type_ids with zeros, position_ids from attention_mask, past_key_values.* empty.",
     )
     .argument("<artifact-dir>", "artifact folder written by peftc compile (needs train.onnx, and grad.onnx and apply.onnx for --grad-accum above 1)")
     .requiredOption("--data <file>", "training set, one JSON object per line")
@@ -141,7 +143,8 @@ export function registerTrain(program: Command, io: CliIo): void {
       const last = result.losses[result.losses.length - 1];
       io.stdout(`trained to step ${result.finalStep}${last === undefined ? "" : `, last loss ${last.toFixed(4)}`}\n`);
       if (result.lastEval) io.stdout(`eval loss ${result.lastEval.loss.toFixed(4)}, perplexity ${result.lastEval.perplexity.toFixed(3)}\n`);
-      io.stdout(`wrote ${result.paramsFile}, ${result.metricsFile}, ${result.lossCurveFile}\n`);
+      const written = [result.paramsFile, result.metricsFile, result.lossCurveFile, ...result.checkpoints];
+      io.stdout(`wrote ${written.join(", ")}\n`);
     });
 }
 

@@ -6,6 +6,8 @@ import { type Example, IGNORE_INDEX } from "./dataset";
 export interface Row {
   inputIds: number[];
   labels: number[];
+  /** Class of the whole row, for sequence classification. */
+  classLabel?: number;
   /** `file:line` of the example the row starts with. */
   source: string;
 }
@@ -23,7 +25,18 @@ export function buildRows(examples: readonly Example[], maxLength: number, pack:
   if (!Number.isSafeInteger(maxLength) || maxLength < 2) {
     throw new RuntimeInputError("E_DATASET", `max length ${maxLength} is invalid: a causal LM row needs at least 2 tokens.`);
   }
-  if (!pack) return examples.map((example) => ({ inputIds: example.inputIds.slice(0, maxLength), labels: example.labels.slice(0, maxLength), source: example.source }));
+  if (!pack) {
+    return examples.map((example) => ({
+      inputIds: example.inputIds.slice(0, maxLength),
+      labels: example.labels.slice(0, maxLength),
+      ...(example.classLabel !== undefined ? { classLabel: example.classLabel } : {}),
+      source: example.source,
+    }));
+  }
+  const classified = examples.find((example) => example.classLabel !== undefined);
+  if (classified) {
+    throw new RuntimeInputError("E_DATASET", `${classified.source}: the row has a class "label", but packing joins rows, and a class belongs to one sequence. Leave --pack out for sequence classification.`, { file: classified.source });
+  }
 
   // NOTE: packed rows attend across example boundaries, as Hugging Face's group_texts packing does.
   const rows: Row[] = [];
@@ -106,6 +119,33 @@ export class RowStream {
   }
 }
 
+/**
+ * The form of the training graphs' `labels` input: one label per token
+ * [batch, sequence] (causal and masked LM), or one class per row [batch]
+ * (sequence classification with `classes` classes).
+ */
+export type LabelTarget = { kind: "tokens" } | { kind: "classes"; classes: number };
+
+export const TOKEN_LABELS: LabelTarget = { kind: "tokens" };
+
+/**
+ * Checks that every row carries the labels `target` takes, before any step
+ * runs, so a wrong dataset fails at once and names its first bad row.
+ */
+export function checkRowLabels(rows: readonly Row[], target: LabelTarget): void {
+  for (const row of rows) {
+    if (target.kind === "tokens" && row.classLabel !== undefined) {
+      throw new RuntimeInputError("E_DATASET", `${row.source}: the row has a class "label", but the artifact folder trains a language-model loss on token labels. Give "input_ids" with optional "labels", or compile with sequenceClassification({ classes }).`, { file: row.source });
+    }
+    if (target.kind === "classes" && row.classLabel === undefined) {
+      throw new RuntimeInputError("E_DATASET", `${row.source}: the row has no class "label", but the artifact folder trains sequence classification with ${target.classes} classes. Add "label": <class id> to every row.`, { file: row.source });
+    }
+    if (target.kind === "classes" && row.classLabel! >= target.classes) {
+      throw new RuntimeInputError("E_DATASET", `${row.source}: class label ${row.classLabel} is out of range: the artifact folder classifies into ${target.classes} classes (0..${target.classes - 1}).`, { file: row.source });
+    }
+  }
+}
+
 /** A batch as the compiled graphs take it, with its token counts. */
 export interface Batch {
   feeds: { input_ids: ort.Tensor; attention_mask: ort.Tensor; labels: ort.Tensor };
@@ -115,8 +155,12 @@ export interface Batch {
   sources: string[];
 }
 
-/** Right-pads rows to the longest one and builds int64 input_ids, attention_mask and labels [rows, length]. */
-export function collate(rows: readonly Row[]): Batch {
+/**
+ * Right-pads rows to the longest one and builds int64 input_ids and
+ * attention_mask [rows, length], and labels [rows, length] or, for class
+ * targets, [rows]. A row without a class label gets IGNORE_INDEX there.
+ */
+export function collate(rows: readonly Row[], target: LabelTarget = TOKEN_LABELS): Batch {
   const length = Math.max(...rows.map((row) => row.inputIds.length));
   const size = rows.length * length;
   const inputIds = new BigInt64Array(size).fill(BigInt(PAD_ID));
@@ -132,16 +176,17 @@ export function collate(rows: readonly Row[]): Batch {
     tokens += row.inputIds.length;
   });
   const dims = [rows.length, length];
+  const labelTensor = target.kind === "classes" ? new ort.Tensor("int64", BigInt64Array.from(rows, (row) => BigInt(row.classLabel ?? IGNORE_INDEX)), [rows.length]) : new ort.Tensor("int64", labels, dims);
   return {
-    feeds: { input_ids: new ort.Tensor("int64", inputIds, dims), attention_mask: new ort.Tensor("int64", mask, dims), labels: new ort.Tensor("int64", labels, dims) },
+    feeds: { input_ids: new ort.Tensor("int64", inputIds, dims), attention_mask: new ort.Tensor("int64", mask, dims), labels: labelTensor },
     tokens,
     sources: rows.map((row) => row.source),
   };
 }
 
 /** Splits rows into batches of `batchSize` in order, the last one possibly smaller; for evaluation. */
-export function sequentialBatches(rows: readonly Row[], batchSize: number): Batch[] {
+export function sequentialBatches(rows: readonly Row[], batchSize: number, target: LabelTarget = TOKEN_LABELS): Batch[] {
   const batches: Batch[] = [];
-  for (let start = 0; start < rows.length; start += batchSize) batches.push(collate(rows.slice(start, start + batchSize)));
+  for (let start = 0; start < rows.length; start += batchSize) batches.push(collate(rows.slice(start, start + batchSize), target));
   return batches;
 }

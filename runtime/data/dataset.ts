@@ -8,6 +8,8 @@ export const IGNORE_INDEX = -100;
 export interface Example {
   inputIds: number[];
   labels: number[];
+  /** Class of the whole sequence, for sequence classification; its token labels are then all IGNORE_INDEX. */
+  classLabel?: number;
   /** `file:line` of the JSONL row, for error messages. */
   source: string;
 }
@@ -21,7 +23,9 @@ export interface TextEncoder {
  * Reads a JSONL dataset. Each non-empty line is an object in one of these forms:
  * - `{"input_ids": [...], "labels": [...]}`: labels are optional and default to the ids;
  * - `{"prompt": ..., "completion": ...}`: the loss covers the completion only;
- * - `{"text": "..."}`: the loss covers every token.
+ * - `{"text": "..."}`: the loss covers every token;
+ * - `{"input_ids": [...], "label": 1}` or `{"text": "...", "label": 1}`:
+ *   one class for the whole sequence, for sequence classification.
  * `prompt` and `completion` are both id lists, or both strings when
  * `encoder` is given; `text` needs `encoder`. Errors name the file, line and field.
  */
@@ -59,6 +63,7 @@ export function readJsonlDataset(file: string, encoder?: TextEncoder): Example[]
 }
 
 function parseRow(row: Record<string, unknown>, source: string, encoder: TextEncoder | undefined): Example {
+  if ("label" in row) return parseClassRow(row, source, encoder);
   if ("input_ids" in row) {
     const inputIds = tokenIds(row.input_ids, "input_ids", source);
     if (inputIds.length === 0) fail(source, "input_ids", "is empty");
@@ -91,9 +96,32 @@ function parseRow(row: Record<string, unknown>, source: string, encoder: TextEnc
   const fields = Object.keys(row).join(", ") || "none";
   throw new RuntimeInputError(
     "E_DATASET",
-    `${source}: the row has fields ${fields}, but a row needs "input_ids" (with optional "labels"), "prompt" and "completion", or "text".`,
+    `${source}: the row has fields ${fields}, but a row needs "input_ids" (with optional "labels" or "label"), "prompt" and "completion", or "text" (with optional "label").`,
     { file: source },
   );
+}
+
+/** Reads a sequence classification row: `input_ids` or `text`, and the class id in `label`. */
+function parseClassRow(row: Record<string, unknown>, source: string, encoder: TextEncoder | undefined): Example {
+  const classLabel = row.label;
+  if (!Number.isSafeInteger(classLabel) || (classLabel as number) < 0) {
+    fail(source, "label", `is ${JSON.stringify(classLabel)}, but a class label must be a non-negative integer`);
+  }
+  if ("labels" in row) fail(source, "labels", "is given with \"label\". Give \"label\" (one class per row) for sequence classification or \"labels\" (one per token) for a language model, not both");
+  if ("prompt" in row || "completion" in row) fail(source, "label", "goes with \"input_ids\" or \"text\", not with \"prompt\" and \"completion\"");
+
+  let inputIds: number[];
+  if ("input_ids" in row) {
+    inputIds = tokenIds(row.input_ids, "input_ids", source);
+  } else if ("text" in row) {
+    if (typeof row.text !== "string") fail(source, "text", `is ${describe(row.text)}, but must be a string`);
+    if (!encoder) fail(source, "text", "needs a tokenizer, and none is loaded. Give token ids instead: {\"input_ids\": [...], \"label\": ...}");
+    inputIds = encodeChecked(encoder, row.text, "text", source);
+  } else {
+    fail(source, "label", "needs the sequence it classifies in \"input_ids\" or \"text\"");
+  }
+  if (inputIds.length === 0) fail(source, "input_ids" in row ? "input_ids" : "text", "has no tokens");
+  return { inputIds, labels: inputIds.map(() => IGNORE_INDEX), classLabel: classLabel as number, source };
 }
 
 /**

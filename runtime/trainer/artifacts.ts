@@ -2,12 +2,15 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as ort from "onnxruntime-node";
 import type { Manifest } from "../../compiler/emit/manifest";
+import { float16ToFloat32 } from "../../compiler/onnx/half";
 import { readSafetensors } from "../../compiler/emit/safetensors";
 import { RuntimeInputError } from "../errors";
+import { type LabelTarget, TOKEN_LABELS } from "../data/batches";
 import { readManifest } from "../cli/export-adapter";
 import { toOrtTensor } from "./checkpoint";
 import { type DeviceRequest, type ExecutionDevice, type SkippedDevice, openSession } from "../session";
 import { graphOutputLocations } from "./placement";
+import { BATCH_INPUTS, fillModelInput, matchIntegerType } from "./model-inputs";
 
 export type GraphKind = "eval" | "grad" | "train" | "apply";
 
@@ -54,6 +57,21 @@ export class ArtifactFolder {
     const settings = this.manifest.optimizer.settings as { optimizer?: { lr?: unknown } } | null;
     const lr = settings?.optimizer?.lr;
     return typeof lr === "number" ? lr : undefined;
+  }
+
+  /**
+   * The labels the training graphs take, from manifest.json's loss. Causal
+   * and masked LM take token labels, sequence classification one class per
+   * row. Regression takes float targets, which the JSONL reader does not
+   * read, so it raises E_TRAINING.
+   */
+  get labelTarget(): LabelTarget {
+    const loss = this.manifest.loss as { loss?: string; classes?: number } | null;
+    if (loss?.loss === "sequence_classification" && typeof loss.classes === "number") return { kind: "classes", classes: loss.classes };
+    if (loss?.loss === "regression") {
+      throw new RuntimeInputError("E_TRAINING", `${this.dir} trains a regression loss, whose float targets peftc train and eval do not read from JSONL rows. They read token labels and class labels; run eval.onnx and train.onnx with your own feeds for regression.`, { file: this.dir });
+    }
+    return TOKEN_LABELS;
   }
 
   session(kind: GraphKind): Promise<ort.InferenceSession> {
@@ -129,18 +147,33 @@ export class ArtifactFolder {
   }
 }
 
-/** Keeps the feeds a session declares, so extra entries (such as optimizer state for eval.onnx) are not passed. */
-export function feedsFor(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>): Record<string, ort.Tensor> {
+/**
+ * Keeps the feeds a session declares, so extra entries (such as optimizer
+ * state for eval.onnx) are not passed. On graphs that take a batch, model
+ * inputs the dataset does not give (token_type_ids, position_ids, an empty
+ * past_key_values.*) are filled as for a batch without a cache, and int64
+ * batch tensors become int32 where the graph declares int32.
+ */
+export function feedsFor(session: ort.InferenceSession, graph: GraphKind, feeds: Record<string, ort.Tensor>): Record<string, ort.Tensor> {
+  const metadata = new Map(session.inputMetadata.map((input) => [input.name, input]));
   const selected: Record<string, ort.Tensor> = {};
   for (const name of session.inputNames) {
-    if (!(name in feeds)) throw new RuntimeInputError("E_TRAINING", `no value for graph input "${name}". The artifact folder does not match manifest.json; compile it again.`, { input: name });
-    selected[name] = feeds[name];
+    const input = metadata.get(name);
+    const tensorInput = input?.isTensor ? input : undefined;
+    if (name in feeds) {
+      selected[name] = BATCH_INPUTS.includes(name) ? matchIntegerType(feeds[name], tensorInput) : feeds[name];
+    } else if (feeds.attention_mask && tensorInput) {
+      selected[name] = fillModelInput(graph, tensorInput, feeds.attention_mask);
+    } else {
+      throw new RuntimeInputError("E_TRAINING", `no value for ${graph}.onnx input "${name}". The graph does not match manifest.json; compile the artifact folder again.`, { input: name });
+    }
   }
   return selected;
 }
 
-/** Reads a scalar output as a number. */
+/** Reads a scalar output as a number; float16 outputs (the loss of a float16 model) arrive as their bits in a Uint16Array. */
 export function scalar(tensor: ort.Tensor | undefined): number {
   if (!tensor) return Number.NaN;
+  if (tensor.type === "float16") return float16ToFloat32((tensor.data as Uint16Array)[0]);
   return Number(tensor.data[0]);
 }

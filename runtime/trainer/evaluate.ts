@@ -1,5 +1,5 @@
 import type * as ort from "onnxruntime-node";
-import { type Row, sequentialBatches } from "../data/batches";
+import { type Row, checkRowLabels, sequentialBatches } from "../data/batches";
 import { type ArtifactFolder, feedsFor, scalar } from "./artifacts";
 import { releaseOutputs } from "./placement";
 
@@ -16,11 +16,13 @@ export interface EvalResult {
  * the whole set, whatever the batch size.
  */
 export async function evaluate(artifacts: ArtifactFolder, params: Record<string, ort.Tensor>, rows: readonly Row[], batchSize: number): Promise<EvalResult> {
+  const labels = artifacts.labelTarget;
+  checkRowLabels(rows, labels);
   const session = await artifacts.session("eval");
   let lossSum = 0;
   let counted = 0;
-  for (const batch of sequentialBatches(rows, batchSize)) {
-    const outputs = await session.run(feedsFor(session, { ...batch.feeds, ...params }));
+  for (const batch of sequentialBatches(rows, batchSize, labels)) {
+    const outputs = await session.run(feedsFor(session, "eval", { ...batch.feeds, ...params }));
     const count = scalar(outputs.label_count as ort.Tensor);
     lossSum += scalar(outputs.loss as ort.Tensor) * count;
     counted += count;

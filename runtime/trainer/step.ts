@@ -1,6 +1,7 @@
 import * as ort from "onnxruntime-node";
 import { float16ToFloat32, float32ToFloat16 } from "../../compiler/onnx/half";
 import { type Batch, collate } from "../data/batches";
+import { IGNORE_INDEX } from "../data/dataset";
 import { type ArtifactFolder, feedsFor, scalar } from "./artifacts";
 
 /** Outcome of one optimizer update. Parameters and state stay onnxruntime tensors, fed back into the next update as they are. */
@@ -39,7 +40,7 @@ function collectUpdated(artifacts: ArtifactFolder, outputs: ort.InferenceSession
 /** Runs one update on one batch with train.onnx, which does forward, backward and optimizer step in a single run. */
 export async function trainStep(artifacts: ArtifactFolder, batch: Batch, inputs: StepInputs): Promise<StepOutcome> {
   const session = await artifacts.session("train");
-  const outputs = await session.run(feedsFor(session, { ...batch.feeds, ...updateFeeds(inputs) }));
+  const outputs = await session.run(feedsFor(session, "train", { ...batch.feeds, ...updateFeeds(inputs) }));
   return {
     loss: scalar(outputs.loss as ort.Tensor),
     gradNorm: scalar(outputs.grad_norm as ort.Tensor),
@@ -64,7 +65,7 @@ export async function accumulatedStep(artifacts: ArtifactFolder, batches: readon
   let counted = 0;
   let tokens = 0;
   for (const batch of batches) {
-    const outputs = await gradSession.run(feedsFor(gradSession, { ...batch.feeds, ...inputs.params }));
+    const outputs = await gradSession.run(feedsFor(gradSession, "grad", { ...batch.feeds, ...inputs.params }));
     const count = scalar(outputs.label_count as ort.Tensor);
     tokens += batch.tokens;
     if (count === 0) continue;
@@ -89,7 +90,7 @@ export async function accumulatedStep(artifacts: ArtifactFolder, batches: readon
   }
 
   const applySession = await artifacts.session("apply");
-  const outputs = await applySession.run(feedsFor(applySession, { ...grads, ...updateFeeds(inputs) }));
+  const outputs = await applySession.run(feedsFor(applySession, "apply", { ...grads, ...updateFeeds(inputs) }));
   return {
     loss: counted > 0 ? lossSum / counted : 0,
     gradNorm: scalar(outputs.grad_norm as ort.Tensor),
@@ -110,7 +111,7 @@ export async function accumulatedStep(artifacts: ArtifactFolder, batches: readon
  */
 export async function replayDropout(artifacts: ArtifactFolder, kind: "train" | "grad", runs: number, inputs: StepInputs): Promise<void> {
   const session = await artifacts.session(kind);
-  const dummy = collate([{ inputIds: [0, 0], labels: [-100, -100], source: "dropout replay" }]);
-  const feeds = feedsFor(session, { ...dummy.feeds, ...updateFeeds(inputs) });
+  const dummy = collate([{ inputIds: [0, 0], labels: [IGNORE_INDEX, IGNORE_INDEX], classLabel: IGNORE_INDEX, source: "dropout replay" }], artifacts.labelTarget);
+  const feeds = feedsFor(session, kind, { ...dummy.feeds, ...updateFeeds(inputs) });
   for (let run = 0; run < runs; run++) await session.run(feeds);
 }

@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type * as ort from "onnxruntime-node";
-import { type Row, RowStream, buildRows, collate } from "../data/batches";
+import { type Row, RowStream, buildRows, checkRowLabels, collate } from "../data/batches";
 import { type TextEncoder, readJsonlDataset } from "../data/dataset";
 import { RuntimeInputError } from "../errors";
 import { ArtifactFolder } from "./artifacts";
@@ -52,7 +52,7 @@ export interface TrainOptions {
   /** Stream for the progress bar, which is shown only when it is a TTY (default: stderr). */
   progressStream?: NodeJS.WriteStream;
   progress?: boolean;
-  /** Receives one-line notices such as evaluation results and written files. */
+  /** Receives one-line notices: evaluation results, the device chosen and warnings. The files written are in the result. */
   log?: (line: string) => void;
 }
 
@@ -136,6 +136,8 @@ function planRun(options: TrainOptions, artifacts: ArtifactFolder, saved: Traini
   const pack = options.pack ?? saved?.pack ?? false;
   const trainRows = buildRows(readJsonlDataset(options.data, options.encoder), maxLength, pack);
   const evalRows: Row[] | null = options.evalData ? buildRows(readJsonlDataset(options.evalData, options.encoder), maxLength, pack) : null;
+  checkRowLabels(trainRows, artifacts.labelTarget);
+  if (evalRows) checkRowLabels(evalRows, artifacts.labelTarget);
 
   const batchSize = options.batchSize ?? saved?.batchSize ?? TRAIN_DEFAULTS.batchSize;
   const gradAccum = options.gradAccum ?? saved?.gradAccum ?? TRAIN_DEFAULTS.gradAccum;
@@ -178,6 +180,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     const { batchSize, gradAccum, maxLength, pack, schedule } = plan;
     const totalSteps = schedule.totalSteps;
     const rowsPerStep = batchSize * gradAccum;
+    const labels = artifacts.labelTarget;
 
     const stepKind = gradAccum === 1 ? "train" : "grad";
     let params: Record<string, ort.Tensor> = resumed?.params ?? artifacts.readParams();
@@ -221,9 +224,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         const started = process.hrtime.bigint();
         let outcome: StepOutcome;
         if (gradAccum === 1) {
-          outcome = await trainStep(artifacts, collate(rows), { params, state, lr, step: next });
+          outcome = await trainStep(artifacts, collate(rows, labels), { params, state, lr, step: next });
         } else {
-          const micro = Array.from({ length: gradAccum }, (_, k) => collate(rows.slice(k * batchSize, (k + 1) * batchSize)));
+          const micro = Array.from({ length: gradAccum }, (_, k) => collate(rows.slice(k * batchSize, (k + 1) * batchSize), labels));
           outcome = await accumulatedStep(artifacts, micro, { params, state, lr, step: next });
         }
         const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -275,7 +278,6 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     writeParams(paramsFile, await toHost(params));
     const lossCurveFile = path.join(options.outDir, "loss-curve.svg");
     writeLossCurve(lossCurveFile, metrics.read());
-    log(`wrote ${paramsFile}, ${metrics.file}, ${lossCurveFile}${checkpoints.length > 0 ? `, ${checkpoints[checkpoints.length - 1]}` : ""}`);
     return { losses, finalStep: step, outDir: options.outDir, paramsFile, metricsFile: metrics.file, lossCurveFile, checkpoints, lastEval };
   } finally {
     await artifacts.release();

@@ -174,6 +174,29 @@ describe("resolveSelection rejects a part that matches nothing", () => {
     expect(error.message).toContain("Square brackets are literal characters in peftc globs, not character classes; write {q,k} for either.");
   });
 
+  it("names the model's layer range for a layer", () => {
+    const error = specErrorOf(() => resolveSelection(select.layers(0, 7), llama, "lora targets", ["linear"]));
+    expect(error.message).toContain("layer 2 in select.layers([0, 1, 2, 3, 4, 5, 6, 7]) matches no module");
+    expect(error.message).toContain("The model's layers are 0..1.");
+  });
+
+  it("names the layer range for an empty match", () => {
+    const error = specErrorOf(() => resolveSelection(select.role("attn.q").and(select.layers([5])), llama, "lora targets", ["linear"]));
+    expect(error.message).toContain("matches no module of the model");
+    expect(error.message).toContain("The model's layers are 0..1.");
+  });
+
+  it("lists layers with gaps one by one", () => {
+    const targets = [linearTarget("layers.0.attn.q", "attn.q", 0), linearTarget("layers.2.attn.q", "attn.q", 2)];
+    const error = specErrorOf(() => resolveSelection(select.layers([1]), targets, "lora targets", ["linear"]));
+    expect(error.message).toContain("The model's layers are 0, 2.");
+  });
+
+  it("omits layers for parts without a layer term", () => {
+    const error = specErrorOf(() => resolveSelection(select.path("layers.*.attn.vv"), llama, "lora targets", ["linear"]));
+    expect(error.message).not.toContain("The model's layers");
+  });
+
   it("accepts selectors whose every part matches", () => {
     expect(paths(resolveSelection(select.path("layers.*.attn.q", "layers.*.attn.v"), llama, "lora targets", ["linear"]).targets)).toHaveLength(4);
     expect(paths(resolveSelection(select.role("attn.v").and(select.layers([0, 1])), llama, "lora targets", ["linear"]).targets)).toHaveLength(2);

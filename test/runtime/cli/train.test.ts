@@ -25,6 +25,9 @@ describe("peftc train and eval", () => {
     expect(trained.stderr).not.toContain("internal error");
     expect(trained.status).toBe(0);
     expect(trained.stdout).toMatch(/^trained to step 6, last loss \d+\.\d{4}\neval loss \d+\.\d{4}, perplexity \d+\.\d{3}\n/);
+    const written = ["params.safetensors", "metrics.jsonl", "loss-curve.svg", "checkpoint-3.safetensors", "checkpoint-6.safetensors"].map((file) => path.join(out, file));
+    expect(trained.stdout).toContain(`\nwrote ${written.join(", ")}\n`);
+    expect(`${trained.stdout}${trained.stderr}`.match(/^wrote /gm)).toHaveLength(1);
     expect(fs.readdirSync(out).sort()).toEqual(["checkpoint-3.safetensors", "checkpoint-6.safetensors", "loss-curve.svg", "metrics.jsonl", "params.safetensors"]);
     const lines = fs.readFileSync(path.join(out, "metrics.jsonl"), "utf8").trim().split("\n").map((line) => JSON.parse(line));
     expect(lines.map((line) => line.lr)).toEqual([0.005, 0.01, 0.01, 0.0075, 0.005, 0.0025].map((lr) => expect.closeTo(lr, 6)));

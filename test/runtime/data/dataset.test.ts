@@ -1,5 +1,5 @@
 import * as fs from "node:fs";
-import { RowStream, buildRows, collate, shuffledOrder } from "../../../runtime/data/batches";
+import { RowStream, buildRows, checkRowLabels, collate, shuffledOrder } from "../../../runtime/data/batches";
 import { readJsonlDataset } from "../../../runtime/data/dataset";
 import { writeJsonl } from "../../helpers/training";
 import { removeTempDirs } from "../../helpers/temp";
@@ -20,6 +20,26 @@ describe("readJsonlDataset", () => {
     const examples = readJsonlDataset(file, { encode: (text) => [...text].map((c) => c.charCodeAt(0)) });
     expect(examples[0].inputIds).toEqual([97, 98]);
     expect(examples[1].labels).toEqual([-100, 98]);
+  });
+
+  test("class rows carry one label per sequence", () => {
+    const file = writeJsonl([{ input_ids: [1, 2, 3], label: 1 }, { text: "ab", label: 0 }]);
+    const examples = readJsonlDataset(file, { encode: (text) => [...text].map((c) => c.charCodeAt(0)) });
+    expect(examples.map((example) => example.classLabel)).toEqual([1, 0]);
+    expect(examples[0].labels).toEqual([-100, -100, -100]);
+    expect(examples[1].inputIds).toEqual([97, 98]);
+  });
+
+  test.each([
+    [{ input_ids: [1, 2], label: -1 }, `field "label" is -1, but a class label must be a non-negative integer`],
+    [{ input_ids: [1, 2], label: "yes" }, `field "label" is "yes"`],
+    [{ input_ids: [1, 2], label: 0, labels: [1, 2] }, `field "labels" is given with "label"`],
+    [{ prompt: [1], completion: [2], label: 0 }, `field "label" goes with "input_ids" or "text"`],
+    [{ label: 0 }, `field "label" needs the sequence it classifies`],
+    [{ input_ids: [], label: 0 }, `field "input_ids" has no tokens`],
+  ])("rejects class row %j", (row, message) => {
+    const file = writeJsonl([row]);
+    expect(() => readJsonlDataset(file)).toThrow(`${file}:1: ${message}`);
   });
 
   test.each([
@@ -70,6 +90,32 @@ describe("rows and batches", () => {
     expect(Array.from(batch.feeds.attention_mask.data as BigInt64Array, Number)).toEqual([1, 1, 1, 1, 1, 1, 1, 0, 0, 0]);
     expect(Array.from(batch.feeds.labels.data as BigInt64Array, Number).slice(5)).toEqual([-100, 7, -100, -100, -100]);
     expect(batch.tokens).toBe(7);
+  });
+
+  test("collate builds one class label per row", () => {
+    const rows = [
+      { inputIds: [1, 2, 3], labels: [-100, -100, -100], classLabel: 1, source: "c:1" },
+      { inputIds: [4], labels: [-100], classLabel: 0, source: "c:2" },
+    ];
+    const batch = collate(rows, { kind: "classes", classes: 2 });
+    expect(batch.feeds.labels.dims).toEqual([2]);
+    expect(Array.from(batch.feeds.labels.data as BigInt64Array, Number)).toEqual([1, 0]);
+    expect(batch.feeds.input_ids.dims).toEqual([2, 3]);
+  });
+
+  test("truncation keeps the class label", () => {
+    const rows = buildRows([{ inputIds: [1, 2, 3, 4], labels: [-100, -100, -100, -100], classLabel: 1, source: "c:1" }], 2, false);
+    expect(rows[0].classLabel).toBe(1);
+    expect(rows[0].inputIds).toEqual([1, 2]);
+  });
+
+  test("checkRowLabels matches rows to the loss", () => {
+    const tokenRow = { inputIds: [1, 2], labels: [1, 2], source: "t:1" };
+    const classRow = { inputIds: [1, 2], labels: [-100, -100], classLabel: 0, source: "c:1" };
+    expect(() => checkRowLabels([tokenRow], { kind: "tokens" })).not.toThrow();
+    expect(() => checkRowLabels([classRow], { kind: "classes", classes: 2 })).not.toThrow();
+    expect(() => checkRowLabels([classRow], { kind: "tokens" })).toThrow(`c:1: the row has a class "label", but the artifact folder trains a language-model loss`);
+    expect(() => checkRowLabels([tokenRow], { kind: "classes", classes: 2 })).toThrow(`t:1: the row has no class "label"`);
   });
 
   test("shuffling is seeded and differs per epoch", () => {
