@@ -89,6 +89,9 @@ export function addTrainingHead(
       outputs.push(["grad_norm", step.gradNorm]);
       for (const [name, value] of step.updated) outputs.push([name, value]);
     }
+    // onnxruntime 1.31's GroupQueryAttention reuses a buffer of the wrong shape when its present
+    // outputs have no consumer, so the outputs of com.microsoft kernels stay graph outputs here too.
+    for (const output of originalOutputs) if (output !== logits && output.producer?.domain === "com.microsoft") outputs.push([output.name, output]);
   }
   setOutputs(graph, outputs);
   return loss.resolved!;

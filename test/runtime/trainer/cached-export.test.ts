@@ -1,5 +1,6 @@
 import * as path from "node:path";
 import * as ort from "onnxruntime-node";
+import { readSafetensors } from "../../../compiler/emit/safetensors";
 import { buildRows } from "../../../runtime/data/batches";
 import { readJsonlDataset } from "../../../runtime/data/dataset";
 import { ArtifactFolder } from "../../../runtime/trainer/artifacts";
@@ -89,5 +90,25 @@ describeCorpus("training aidreams260K's cached export", () => {
     expect(evaluated.stderr).toBe("");
     expect(evaluated.status).toBe(0);
     expect(evaluated.stdout).toContain(`counted tokens ${16 * 11}`);
+  });
+});
+
+// onnxruntime-genai's float16 Qwen export: GroupQueryAttention with its own
+// cache and int32 input_ids, trained through the kernel's expansion.
+describeCorpus("training onnxruntime-genai's GroupQueryAttention export", () => {
+  test("12 steps run and move the LoRA tensors", async () => {
+    const artifactDir = path.join(makeTempDir("peftc-qwen-"), "artifacts");
+    const model = path.join(CORPUS_DIR, "genai-qwen-gqa-fp16", "decoder.onnx");
+    const compiled = await runPeftc("compile", model, "--spec", path.join(ROOT, "specs", "lora-attention-qv.ts"), "--out", artifactDir);
+    expect(compiled.status).toBe(0);
+    const outDir = makeTempDir();
+    const result = await train({ artifactDir, data: writeJsonl(patternRows(8, 12)), steps: 12, batchSize: 4, maxLength: 12, lr: 1e-2, seed: 1, outDir, progress: false });
+    // This export's logits are nearly uniform (loss ≈ ln 1000), so its float16 loss moves less than one float16 step in 12 updates; the tensors must move.
+    // NOTE: the query LoRA's float16 gradient underflows to zero through the softmax (no loss scaling), so only the value LoRA moves.
+    expect(result.losses.every(Number.isFinite)).toBe(true);
+    const before = readSafetensors(path.join(artifactDir, "params.safetensors")).tensors;
+    const after = readSafetensors(path.join(outDir, "params.safetensors")).tensors;
+    const moved = [...before].filter(([name, tensor]) => (after.get(name)!.data() as Float32Array).some((value, i) => value !== (tensor.data() as Float32Array)[i])).map(([name]) => name);
+    expect(moved).toEqual(expect.arrayContaining(["layers.0.attn.v.lora_B", "layers.1.attn.v.lora_B"]));
   });
 });
