@@ -108,7 +108,7 @@ export function parseExternalData(tensor: TensorProto, expectedBytes: number, co
     if (context.allowMissing) return { location, path: resolved.path, offset, length: expectedBytes, missing: true };
     throw new PeftcError(
       "E_EXTERNAL_DATA_MISSING",
-      `${what}: external data file "${location}" not found next to the model (looked for ${resolved.path}). Copy the data file into the model's folder; without it, `peftc inspect --graph-only` can still list the graph's modules, but compiling needs the weights.`,
+      `${what}: external data file "${location}" not found next to the model (looked for ${resolved.path}). Copy the data file into the model's folder; without it, "peftc inspect --graph-only" can still list the graph's modules, but compiling needs the weights.`,
       { file: context.modelPath },
     );
   }
