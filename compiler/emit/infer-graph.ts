@@ -44,11 +44,11 @@ const MERGED_METHODS: ReadonlySet<Method["method"]> = new Set(["lora", "ia3", "b
  * one, added otherwise) and the spec's methods in evaluation mode. Methods
  * that change modules go in before the cache rewrite; prompt and prefix
  * tuning, which change what the cache holds, after it. With
- * `mergeAdapters`, LoRA and the trained existing tensors are folded into
- * the base weights (from the values in `trained`: the initial ones or an
- * adapter's) and the other methods stay as they are; otherwise the
- * trainable tensors are graph inputs, as in eval.onnx, so a caller can
- * switch adapters per run.
+ * `mergeAdapters`, LoRA, (IA)3 and the trained existing tensors are folded
+ * into the base weights from the values in `trained` (the initial ones, an
+ * adapter's or a params file's), and the other methods stay as they are.
+ * Otherwise the trainable tensors are graph inputs, as in eval.onnx, so a
+ * caller can switch adapters per run.
  */
 export function buildInferGraph(options: CompileOptions, trained: PeftGraph): InferGraph {
   const model = loadModel(options.modelFile);

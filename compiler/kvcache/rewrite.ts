@@ -140,9 +140,9 @@ export function kvHeadValue(b: GradBuilder, matMul: Node, isKey: boolean, layer:
 }
 
 /**
- * Says why the keys of a scores MatMul are in a layout the cache and
- * prefix rewrites do not know, or returns null when they read the keys
- * through a Transpose with perm [0, 1, 3, 2] or [0, 2, 3, 1]. Changes nothing.
+ * Returns why the keys of a scores MatMul are in a layout the cache and
+ * prefix rewrites do not know. Keys read through a Transpose with perm
+ * [0, 1, 3, 2] or [0, 2, 3, 1] give null. Changes nothing.
  */
 export function keyLayoutProblem(scores: Node): string | null {
   const transpose = scores.inputs[1]?.producer;

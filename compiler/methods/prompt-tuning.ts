@@ -82,9 +82,9 @@ function positionWarnings(method: PromptTuningMethod, context: MethodContext): S
 }
 
 /**
- * Checks that a cached graph has Optimum's cache inputs, whose past length
- * tells infer.onnx's prefill step (which adds the virtual tokens) from the
- * later ones.
+ * Checks that a cached graph has Optimum's cache inputs. infer.onnx reads
+ * their past length to find the prefill step, the one that adds the
+ * virtual tokens.
  */
 function checkCacheNames(method: PromptTuningMethod, context: MethodContext): void {
   const inputs = context.model.graph.inputs.map((input) => input.name);
