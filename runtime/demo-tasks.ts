@@ -4,7 +4,7 @@
  * a prompt of digits followed by ">", and a completion of digits followed
  * by the end-of-sequence token.
  */
-import { seededRandom } from "./data/batches";
+import { seededRandom } from "./sampling";
 
 /** Token ids of the demo tokenizer (fixtures/demo/tokenizer.json): padding, end of sequence, the digits 0-9 and the separator. */
 export const DEMO_VOCAB = ["<pad>", "<eos>", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", ">"] as const;

@@ -1,15 +1,9 @@
-import type { LoraRecord, ParameterMethod } from "../methods/parameters";
+import type { LoraRecord, TrainableParameter } from "../methods/parameters";
 import type { Ia3Record } from "../methods/ia3-record";
 import type { PrefixTuningRecord } from "../methods/prefix-record";
 
-/** One row of the manifest's parameter table. */
-export interface ManifestParameter {
-  name: string;
-  shape: number[];
-  dtype: string;
-  init: string;
-  module: string;
-  method: ParameterMethod;
+/** One row of the manifest's parameter table: a trainable tensor without its values. */
+export interface ManifestParameter extends Pick<TrainableParameter, "name" | "shape" | "dtype" | "init" | "module" | "method"> {
   /** Whether the optimizer applies weight decay to it. */
   weightDecay: boolean;
 }

@@ -6,7 +6,7 @@ import { PeftcError } from "../errors";
 import type { Model } from "../ir/model";
 import type { Value } from "../ir/value";
 import { DataType, isFloatType } from "../onnx/dtype";
-import { NodeChain } from "./adapter-nodes";
+import { NodeChain } from "./node-chain";
 import { type AdapterSite, findAdapterSites } from "./adapter-sites";
 import type { MethodContext, MethodResult, PlannedMethod } from "./method-context";
 import type { ParameterMethod, TrainableParameter } from "./parameters";

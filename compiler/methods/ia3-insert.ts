@@ -6,7 +6,7 @@ import type { DiscoveredModule } from "../match/module";
 import { DataType } from "../onnx/dtype";
 import { PeftcError } from "../errors";
 import type { Target } from "../dsl/targets";
-import { NodeChain } from "./adapter-nodes";
+import { NodeChain } from "./node-chain";
 import type { Ia3Group } from "./ia3";
 import type { Ia3Record } from "./ia3-record";
 import type { TrainableParameter } from "./parameters";

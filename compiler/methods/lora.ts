@@ -1,10 +1,7 @@
 import { PeftcError } from "../errors";
 import { SpecError } from "../dsl/spec-error";
-import { type Attribute, attr } from "../ir/attribute";
-import type { Graph, Position } from "../ir/graph";
+import { attr } from "../ir/attribute";
 import type { Model } from "../ir/model";
-import type { Node } from "../ir/node";
-import { tensorType } from "../ir/types";
 import type { Value } from "../ir/value";
 import type { QkvPart } from "../match/fused-qkv";
 import type { DiscoveredModule } from "../match/module";
@@ -14,6 +11,7 @@ import { describeLoraInit, initialLoraA } from "./lora-init";
 import type { SpecWarning } from "../dsl/match";
 import type { LoraPlan } from "./lora-plan";
 import type { LoraRecord, TrainableParameter } from "./parameters";
+import { NodeChain } from "./node-chain";
 import { addTrainableTensor, parameterRow } from "./trainable";
 import type { GraphMode } from "./method-context";
 
@@ -140,7 +138,7 @@ function insertModuleBranch(model: Model, module: DiscoveredModule, plans: reado
       const dropped = options.mode === "train" && plan.dropout > 0 ? builder.dropout(input, plan.dropout, dtype, dropoutSeed(options.seed, path)) : input;
       hidden.push(builder.add("MatMul", [dropped, aT], [], "lora_A"));
     }
-    const scaledB = builder.add("Mul", [builder.add("Transpose", [b.value], [attr.ints("perm", [1, 0])]), builder.scalar(plan.scale, dtype)]);
+    const scaledB = builder.add("Mul", [builder.add("Transpose", [b.value], [attr.ints("perm", [1, 0])]), builder.scalar("lora_scale", plan.scale, dtype)]);
     blocks.push(plan.target.part ? builder.placeOnRows(scaledB, plan.rank, plan.target.part, module, dtype) : scaledB);
   }
   const h = hidden.length === 1 ? hidden[0] : builder.add("Concat", hidden, [attr.int("axis", -1)]);
@@ -189,45 +187,16 @@ function dropoutSeed(seed: number, path: string): number {
 }
 
 /** Adds the nodes of one LoRA branch in order, after an anchor node. */
-class BranchBuilder {
-  private last: Node | undefined;
-
-  constructor(
-    private readonly graph: Graph,
-    /** Position of the first node. Each later node follows the one before it. */
-    private readonly start: Position,
-    private readonly path: string,
-  ) {}
-
-  private get position(): Position {
-    return this.last ? { after: this.last } : this.start;
-  }
-
-  /** Adds a node named `/<path>/<label>` (label defaults to the op type) and returns its output. */
-  add(opType: string, inputs: Value[], attributes: Attribute[] = [], label = opType): Value {
-    const node = this.graph.addNode({ opType, name: `/${this.path}/${label}`, inputs, attributes }, this.position);
-    this.last = node;
-    return node.outputs[0];
-  }
-
-  scalar(value: number, dtype: DataType): Value {
-    return this.graph.addInitializer(Tensor.fromArray(`${this.path}.lora_scale`, dtype, [], Float32Array.of(value)));
-  }
-
+class BranchBuilder extends NodeChain {
   /**
    * Adds inverted dropout in training mode. The node also outputs its mask,
    * which the backward pass reads. `seed` makes onnxruntime's mask sequence
    * repeat from one session to the next.
    */
   dropout(input: Value, ratio: number, dtype: DataType, seed: number): Value {
-    const ratioValue = this.graph.addInitializer(Tensor.fromArray(`${this.path}.lora_dropout`, dtype, [], Float32Array.of(ratio)));
-    const training = this.graph.addInitializer(Tensor.fromArray(`${this.path}.lora_dropout_training`, DataType.BOOL, [], Uint8Array.of(1)));
-    const node = this.graph.addNode(
-      { opType: "Dropout", name: `/${this.path}/lora_dropout`, inputs: [input, ratioValue, training], outputs: 2, attributes: [attr.int("seed", seed)] },
-      this.position,
-    );
-    this.last = node;
-    return node.outputs[0];
+    const ratioValue = this.scalar("lora_dropout", ratio, dtype);
+    const training = this.graph.addInitializer(Tensor.fromArray(`${this.stem}.lora_dropout_training`, DataType.BOOL, [], Uint8Array.of(1)));
+    return this.addNode("Dropout", [input, ratioValue, training], [attr.int("seed", seed)], "lora_dropout", 2).outputs[0];
   }
 
   /**
@@ -243,28 +212,20 @@ class BranchBuilder {
     const pieces = layout.order!.map((each) => {
       if (each === part) return groups === 1 ? block : this.reshape(block, [rank, groups, layout.widths![part]]);
       const shape = groups === 1 ? [rank, layout.widths![each]] : [rank, groups, layout.widths![each]];
-      const zeros = new Float32Array(shape.reduce((a, b) => a * b, 1));
-      return this.graph.addInitializer(Tensor.fromArray(`${module.path}.lora_zeros_${each}`, dtype, shape, zeros));
+      return this.constant(`lora_zeros_${each}`, dtype, shape, new Float32Array(shape.reduce((a, b) => a * b, 1)));
     });
     const placed = this.add("Concat", pieces, [attr.int("axis", -1)]);
     return groups === 1 ? placed : this.reshape(placed, [rank, module.outFeatures!]);
   }
 
   reshape(value: Value, shape: number[]): Value {
-    const target = this.graph.addInitializer(Tensor.fromArray(`${this.path}.lora_shape`, DataType.INT64, [shape.length], BigInt64Array.from(shape.map(BigInt))));
-    return this.add("Reshape", [value, target]);
+    return this.add("Reshape", [value, this.ints("lora_shape", shape)]);
   }
 
   /** Adds `delta` to `output` and moves every reader of `output` to the sum, keeping a graph output's name. */
   addToOutput(output: Value, delta: Value): void {
-    const sum = this.graph.addNode({ opType: "Add", name: `/${this.path}/lora_add`, inputs: [output, delta] }, this.position);
-    const result = sum.outputs[0];
-    result.type = output.type;
-    for (const use of [...output.uses]) if (use.node !== sum) use.node.setInput(use.index, result);
-    if (this.graph.isReturned(output)) {
-      this.graph.replaceOutput(output, result);
-      this.graph.swapNames(output, result);
-    }
-    if (!result.type && output.type?.kind === "tensor") result.type = tensorType(output.type.elemType, output.type.shape);
+    const sum = this.add("Add", [output, delta], [], "lora_add");
+    sum.type = output.type;
+    this.redirect(output, sum);
   }
 }

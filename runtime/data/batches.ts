@@ -1,6 +1,7 @@
 import * as ort from "onnxruntime-node";
 import { RuntimeInputError } from "../errors";
 import { type Example, IGNORE_INDEX } from "./dataset";
+import { seededRandom } from "../sampling";
 
 /** One row of a batch, at most the max length long. */
 export interface Row {
@@ -57,18 +58,6 @@ export function buildRows(examples: readonly Example[], maxLength: number, pack:
   }
   if (current !== null) rows.push(current);
   return rows;
-}
-
-/** mulberry32: a small seeded 32-bit generator, returning floats in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Returns a permutation of 0..count-1 that depends only on `seed` and `epoch` (Fisher-Yates). */

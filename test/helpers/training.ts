@@ -3,7 +3,7 @@ import * as path from "node:path";
 import type * as ort from "onnxruntime-node";
 import { adamw, defineSpec, lora, select } from "../../compiler/dsl";
 import { compileArtifacts } from "../../compiler/emit/compile";
-import { seededRandom } from "../../runtime/data/batches";
+import { seededRandom } from "../../runtime/sampling";
 import { type CompiledArtifacts, floatScalar, int64Scalar } from "./artifacts";
 import { makeTempDir } from "./temp";
 

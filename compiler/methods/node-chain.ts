@@ -8,19 +8,19 @@ import { Tensor } from "../onnx/tensor";
 
 /**
  * Adds the nodes of one method's rewrite at a place of the graph, each after
- * the one before, so the node list stays in topological order. Bottleneck
- * adapters and (IA)3 scaling vectors use it.
+ * the one before, so the node list stays in topological order. LoRA
+ * branches, bottleneck adapters and (IA)3 scaling vectors use it.
  */
 export class NodeChain {
   private last: Node | undefined;
   private readonly added = new Set<Node>();
 
   constructor(
-    private readonly graph: Graph,
+    protected readonly graph: Graph,
     /** Position of the first node. */
     private readonly start: Position,
     /** Name stem of the nodes and constants: `/<stem>/<label>`. */
-    private readonly stem: string,
+    protected readonly stem: string,
   ) {}
 
   private get position(): Position {
@@ -29,10 +29,15 @@ export class NodeChain {
 
   /** Adds a node named `/<stem>/<label>` (label defaults to the op type) and returns its output. */
   add(opType: string, inputs: Value[], attributes: Attribute[] = [], label = opType): Value {
-    const node = this.graph.addNode({ opType, name: `/${this.stem}/${label}`, inputs, attributes }, this.position);
+    return this.addNode(opType, inputs, attributes, label, 1).outputs[0];
+  }
+
+  /** Adds a node with `outputs` outputs, such as Dropout with its mask, and returns it. */
+  protected addNode(opType: string, inputs: Value[], attributes: Attribute[], label: string, outputs: number): Node {
+    const node = this.graph.addNode({ opType, name: `/${this.stem}/${label}`, inputs, attributes, outputs }, this.position);
     this.last = node;
     this.added.add(node);
-    return node.outputs[0];
+    return node;
   }
 
   /** Adds a float constant initializer named `<stem>.<label>`. */
