@@ -357,12 +357,12 @@ export class Generator {
  * differ from the folded ones: generating would silently use the values
  * of compile time instead.
  */
-function rejectFoldedChanges(dir: string, trainable: ReadonlySet<string>, accepted: ReadonlySet<string>, given: Feeds): void {
-  const folded = Object.keys(given).filter((name) => trainable.has(name) && !accepted.has(name));
+function rejectFoldedChanges(dir: string, trainable: ReadonlySet<string>, accepted: ReadonlySet<string>, params: Feeds): void {
+  const folded = Object.keys(params).filter((name) => trainable.has(name) && !accepted.has(name));
   if (folded.length === 0) return;
   const compiledFile = path.join(dir, "params.safetensors");
   const compiled = fs.existsSync(compiledFile) ? loadParamFeeds(compiledFile) : {};
-  const changed = folded.filter((name) => !sameValues(given[name], compiled[name]));
+  const changed = folded.filter((name) => !sameValues(params[name], compiled[name]));
   if (changed.length === 0) return;
   throw new PeftcError(
     "E_GENERATE",

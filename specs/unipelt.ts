@@ -1,6 +1,6 @@
 /**
  * UniPELT (Mao et al., 2022): LoRA on the query and value projections,
- * prefix tuning, and a serial adapter after the MLP in one model, each
+ * prefix tuning, and a serial adapter after the MLP in one model. Each is
  * scaled by its own learned gate, so training decides per token how much
  * each method contributes.
  */

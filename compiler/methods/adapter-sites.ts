@@ -55,8 +55,8 @@ export function findAdapterSites(method: AdapterMethod, discovery: Discovery, ta
     const outputRoles = method.sublayers.map((sublayer) => SUBLAYER_ROLES[sublayer].output);
     layers = [...new Set(discovery.modules.flatMap((module) => (module.layer !== null && module.role !== null && outputRoles.includes(module.role) ? [module.layer] : [])))].sort((a, b) => a - b);
     if (layers.length === 0) {
-      const wanted = method.sublayers.map((sublayer) => `${SUBLAYER_NAMES[sublayer]} (${SUBLAYER_ROLES[sublayer].output})`).join(" or ");
-      throw new SpecError("E_SPEC_MODEL", `adapter: the model has no ${wanted} output projection in any layer, so there is nothing to adapt. Run \`peftc inspect MODEL\` to see the roles discovery found.`, method.site, ["sublayers"]);
+      const requested = method.sublayers.map((sublayer) => `${SUBLAYER_NAMES[sublayer]} (${SUBLAYER_ROLES[sublayer].output})`).join(" or ");
+      throw new SpecError("E_SPEC_MODEL", `adapter: the model has no ${requested} output projection in any layer, so there is nothing to adapt. Run \`peftc inspect MODEL\` to see the roles discovery found.`, method.site, ["sublayers"]);
     }
   }
 

@@ -36,7 +36,7 @@ export function planAdapter(method: AdapterMethod, context: MethodContext): Plan
   checkBottlenecks(method, sites, bottlenecks, warnings);
   const claims = sites.map((site) => ({
     key: `${site.projection.path}:${site.placement}`,
-    what: `adapter (${method.kind}, ${site.placement === "serial" ? "after" : "beside"} the ${site.sublayer} of layer ${site.layer})`,
+    description: `adapter (${method.kind}, ${site.placement === "serial" ? "after" : "beside"} the ${site.sublayer} of layer ${site.layer})`,
     site: method.site,
   }));
   for (const site of sites) {

@@ -16,7 +16,7 @@ export function checkClaims(claims: readonly Claim[]): void {
       const where = earlier.site ? ` at ${formatSite(earlier.site)}` : "";
       throw new SpecError(
         "E_SPEC_MODEL",
-        `${claim.what} cannot share ${claim.key} with ${earlier.what}${where}: both change the same place of the model. Keep one of them, or, where both methods take layers or targets, make their selections disjoint.`,
+        `${claim.description} cannot share ${claim.key} with ${earlier.description}${where}: both change the same place of the model. Keep one of them, or, where both methods take layers or targets, make their selections disjoint.`,
         claim.site,
       );
     }

@@ -49,7 +49,7 @@ export function planIa3(method: Ia3Method, context: MethodContext): PlannedMetho
     group.targets.push(target);
     groups.set(target.module, group);
   }
-  const claims = [...groups.keys()].map((module) => ({ key: `${module.path}:ia3`, what: "ia3 (a scaling vector)", site: method.site }));
+  const claims = [...groups.keys()].map((module) => ({ key: `${module.path}:ia3`, description: "ia3 (a scaling vector)", site: method.site }));
   return {
     claims,
     warnings: selection.warnings,

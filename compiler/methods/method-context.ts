@@ -66,11 +66,11 @@ export interface MethodResult {
 /**
  * A place in the model that a method changes, such as the output of
  * `layers.0.attn.o` for a serial adapter. Two methods that claim the same
- * key cannot share it; `what` and `site` name the claim in the error.
+ * key cannot share it, and `description` and `site` name the claim in the error.
  */
 export interface Claim {
   key: string;
-  /** The method and what it does there, such as "adapter (serial, after the sublayer)". */
-  what: string;
+  /** The method and its change there, such as "adapter (serial, after the sublayer)". */
+  description: string;
   site: SourceSite | undefined;
 }

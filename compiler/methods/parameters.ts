@@ -62,6 +62,10 @@ export interface LoraRecord {
   b: string;
   /** Row layout of the fused projection, for a part. */
   qkv: QkvLayout | null;
-  /** Parameter name of the gate weight [in, 1] when a learned gate scales the module's update (its bias is `<gate>` with `.weight` replaced by `.bias`); null without one. */
+  /**
+   * Parameter name of the gate weight [in, 1] when a learned gate scales the
+   * module's update, or null without one. The gate's bias has the same name
+   * with `.weight` replaced by `.bias`.
+   */
   gate: string | null;
 }

@@ -31,7 +31,7 @@ export interface PrefixTuningPlan extends PrefixTuningRecord {
 export function planPrefixTuning(method: PrefixTuningMethod, context: MethodContext): PlannedMethod {
   const { blocks, warnings } = planBlocks(method, context);
   return {
-    claims: blocks.map(({ shape }) => ({ key: `layers.${shape.layer}.attn:prefix`, what: "prefixTuning (key and value prefix)", site: method.site })),
+    claims: blocks.map(({ shape }) => ({ key: `layers.${shape.layer}.attn:prefix`, description: "prefixTuning (key and value prefix)", site: method.site })),
     warnings,
     insert: (insertContext) => insertPrefixTuning(method, insertContext, blocks),
   };

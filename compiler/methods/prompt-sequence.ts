@@ -43,11 +43,11 @@ export interface PrependedSequence {
  * to the output of the token-embedding Gather, before any scaling or
  * position add that follows it, as PEFT prepends to inputs_embeds.
  *
- * So that the rest of the graph sees tokens + sequence positions, every
- * other reader of `input_ids` gets the ids padded in front (pad id 0, only
- * their shape matters), `attention_mask` gets ones in front, `position_ids`
- * gets 0..tokens-1 in front and is shifted by `tokens`, and
- * `token_type_ids` gets zeros in front, as PEFT pads them. The `logits`
+ * The rest of the graph then works on tokens + sequence positions, padded
+ * as PEFT pads them. Every other reader of `input_ids` gets the ids with pad
+ * id 0 in front, since only their shape matters. `attention_mask` gets ones
+ * in front, `token_type_ids` zeros, and `position_ids` gets 0..tokens-1 in
+ * front and is shifted by `tokens`. The `logits`
  * output keeps [batch, sequence, vocab]: the last `sequence` positions.
  * Other outputs, such as an encoder's last_hidden_state, keep the virtual
  * positions in front, and a classifier that pools position 0 (BERT) pools
@@ -56,7 +56,7 @@ export interface PrependedSequence {
  * In a cached graph (infer.onnx) the virtual tokens go in at prefill only,
  * when the past is empty; later steps find them in the cache. The mask a
  * caller passes covers the real tokens (past and current), and the graph
- * always puts `tokens` ones in front, which is what the cache holds after
+ * always puts `tokens` ones in front, which is what the cache contains after
  * the prefill. Positions from cumsum(mask) - 1 then put the virtual tokens
  * right before the first real token of each row, even a left-padded one.
  */
@@ -95,7 +95,7 @@ export function prependVirtualTokens(model: Model, embedding: Node, prompt: Valu
     const filled = b.op("ConstantOfShape", [b.op("Concat", [batch, count], [attr.int("axis", 0)])], [attr.tensor("value", filledTensor(dtype, fill))]);
     return b.op("Concat", [filled, value], [attr.int("axis", 1)]);
   };
-  // NOTE: a graph that reads id values besides the lookup (a mask built from input_ids != pad id) sees the pad id 0 at the
+  // NOTE: a graph that reads id values besides the lookup (a mask built from input_ids != pad id) reads the pad id 0 at the
   // virtual positions. The exports checked (the GPT-2, LLaMA and BERT fixtures, aidreams260K) read only the shape.
   const paddedIds = front(ids, added, 0);
   for (const use of idReaders) use.node.setInput(use.index, paddedIds);

@@ -23,7 +23,7 @@ export function planPromptTuning(method: PromptTuningMethod, context: MethodCont
   if (ids) checkPromptIds(method, ids, vocab);
   if (context.cached) checkCacheNames(method, context);
   return {
-    claims: [{ key: `${embedding.path} output`, what: "prompt tuning (virtual tokens before the token embeddings)", site: method.site }],
+    claims: [{ key: `${embedding.path} output`, description: "prompt tuning (virtual tokens before the token embeddings)", site: method.site }],
     warnings: positionWarnings(method, context),
     insert(insertContext) {
       const graph = insertContext.model.graph;

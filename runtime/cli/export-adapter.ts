@@ -186,7 +186,7 @@ function exportIa3(manifest: Manifest, artifactDir: string, options: ExportAdapt
   if (manifest.lora.length > 0) {
     throw new PeftcError(
       "E_ARTIFACT",
-      `the artifacts have both LoRA branches and (IA)3 vectors, but a PEFT adapter folder holds one method. Compile the methods as separate specs to export them.`,
+      `the artifacts have both LoRA branches and (IA)3 vectors, but a PEFT adapter folder contains one method. Compile the methods as separate specs to export them.`,
       { file: artifactDir },
     );
   }
@@ -205,7 +205,7 @@ function exportPromptTuning(manifest: Manifest, artifactDir: string, options: Ex
   const input = promptAdapterInput(artifactDir, manifest, tensors);
   const written = writePeftPromptAdapter(options.out, { ...input, taskType: options.taskType, baseModel: options.baseModel ?? null });
   if (typeof input.init === "object" && "text" in input.init && written.config.prompt_tuning_init === "RANDOM") {
-    io.stderr("peftc: warning: the virtual tokens started from a text, but PEFT's TEXT init needs a tokenizer name, so the config says RANDOM; pass --base-model NAME to write TEXT. The trained embeddings load either way.\n");
+    io.stderr("peftc: warning: the virtual tokens started from a text, but PEFT's TEXT init needs a tokenizer name, so the config gets RANDOM. Pass --base-model NAME to write TEXT. The trained embeddings load either way.\n");
   }
   io.stdout(`wrote ${options.out}: prompt tuning, ${written.config.num_virtual_tokens} virtual tokens of ${written.config.token_dim} values, init ${written.config.prompt_tuning_init}\n`);
 }
@@ -242,7 +242,7 @@ interface SingleMethodAdapter {
 
 /**
  * Rejects trained tensors outside `adapter.methods`, because an adapter
- * folder holds one PEFT method and PEFT would leave the others at the base
+ * folder contains one PEFT method and PEFT would leave the others at the base
  * model's values, which changes the model's outputs.
  */
 function rejectOtherTensors(manifest: Manifest, artifactDir: string, adapter: SingleMethodAdapter): void {

@@ -2,14 +2,14 @@ import * as ort from "onnxruntime-node";
 import type { ExecutionDevice } from "../session";
 
 /**
- * Where a session leaves outputs that only feed a later run: the updated
- * parameters and optimizer state of train.onnx and apply.onnx, and the
- * outputs nobody reads. onnxruntime-node binds device memory only for
- * WebGPU ("gpu-buffer", a WebGPU buffer it fills and later reads as an
- * input without a copy).
- * NOTE: the WebGPU path is built on onnxruntime-node's documented options
- * but has not run on a machine with a GPU yet. Its CUDA provider returns every output in host
- * memory, so on CUDA, and on the CPU, tensors stay ordinary arrays.
+ * Returns where a session leaves outputs that only feed a later run: the
+ * updated parameters and optimizer state of train.onnx and apply.onnx, and
+ * the outputs the runtime does not read. onnxruntime-node binds device
+ * memory only for WebGPU ("gpu-buffer", a WebGPU buffer it fills and later
+ * reads as an input without a copy). Its CUDA provider returns every output
+ * in host memory, so on CUDA, and on the CPU, tensors stay ordinary arrays.
+ * NOTE: the WebGPU path uses onnxruntime-node's preferredOutputLocation
+ * option but has not run on a machine with a GPU yet.
  */
 export function residentLocation(device: ExecutionDevice): ort.Tensor.DataLocation {
   return device === "webgpu" ? "gpu-buffer" : "cpu";

@@ -173,7 +173,7 @@ describeCorpus("prompt tuning from text on aidreams260K", () => {
     expect(result.status).toBe(0);
     expect(result.stderr).toContain("pass --base-model NAME to write TEXT");
     const config = JSON.parse(fs.readFileSync(path.join(out, "adapter_config.json"), "utf8"));
-    // PEFT rejects TEXT without tokenizer_name_or_path, so the config says RANDOM without the text, and the CLI warns.
+    // PEFT rejects TEXT without tokenizer_name_or_path, so the config gets RANDOM without the text, and the CLI warns.
     expect(config).toMatchObject({ prompt_tuning_init: "RANDOM", prompt_tuning_init_text: null, tokenizer_name_or_path: null, base_model_name_or_path: null });
   });
 });

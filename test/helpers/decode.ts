@@ -28,7 +28,7 @@ export class Decoder {
       });
   }
 
-  /** A cache with no past tokens, as the first step of a generation reads it. */
+  /** Returns a cache with no past tokens, as the first step of a generation reads it. */
   emptyCache(batch: number): Record<string, ort.Tensor> {
     return Object.fromEntries(this.cacheInputs.map((input) => [input.name, new ort.Tensor("float32", new Float32Array(0), [batch, input.kvHeads, 0, input.headDim])]));
   }
@@ -41,12 +41,12 @@ export class Decoder {
   }
 }
 
-/** The entries of `params` that `session` reads, because infer.onnx may read fewer tensors than eval.onnx (a folded prefix projection, for one). */
+/** Returns the entries of `params` that `session` reads. infer.onnx may read fewer tensors than eval.onnx, for example with a folded prefix projection. */
 export function sessionParams(session: ort.InferenceSession, params: Record<string, ort.Tensor>): Record<string, ort.Tensor> {
   return Object.fromEntries(session.inputNames.filter((name) => name in params).map((name) => [name, params[name]]));
 }
 
-/** The logits of row `b` at position `t` of a [batch, tokens, vocab] tensor. */
+/** Returns the logits of row `b` at position `t` of a [batch, tokens, vocab] tensor. */
 export function logitsRow(logits: ort.Tensor, b: number, t: number): Float32Array {
   const [, tokens, vocab] = logits.dims as number[];
   return (logits.data as Float32Array).subarray((b * tokens + t) * vocab, (b * tokens + t + 1) * vocab);
@@ -71,12 +71,12 @@ export interface CachedDecoding {
 }
 
 /**
- * Decodes `ids` as a batch of one with a prefill of `prefill` tokens (past
- * length 0) and then one token per step, and compares each step's logits
- * with `full`, the logits [1, ids.length, vocab] of one pass over the whole
+ * Decodes `ids` as a batch of one: a prefill of `prefill` tokens (past
+ * length 0), then one token per step. Each step's logits are compared with
+ * `full`, the logits [1, ids.length, vocab] of one pass over the whole
  * sequence. With `positionIds`, each step also gets position_ids counting
- * the real tokens. `afterStep` sees each step's cache and the position after
- * it, for checks on the cache length.
+ * the real tokens. `afterStep` receives each step's cache and the position
+ * after it, for checks on the cache length.
  */
 export async function decodeAgainstFullPass(
   decoder: Decoder,
@@ -99,7 +99,7 @@ export async function decodeAgainstFullPass(
   return { worst, position, cache };
 }
 
-/** The logits [1, ids.length, vocab] of one eval.onnx pass over `ids` as a single unpadded row. */
+/** Returns the logits [1, ids.length, vocab] of one eval.onnx pass over `ids` as a single unpadded row. */
 export async function fullPassLogits(evaluate: ort.InferenceSession, ids: number[], params: Record<string, ort.Tensor>): Promise<ort.Tensor> {
   const outputs = await evaluate.run({ input_ids: int64Matrix([ids]), attention_mask: int64Matrix([ids.map(() => 1)]), labels: int64Matrix([ids]), ...params });
   return outputs.logits as ort.Tensor;
@@ -117,9 +117,9 @@ export async function cachedDecodingDifference(artifacts: CompiledArtifacts, par
 }
 
 /**
- * Decodes three prompts of `ids` (8, 5 and 2 tokens) left-padded with token
- * 0 to a batch of width 8, then 20 continuation tokens per row one step at a
- * time, and returns the largest logit difference from each row decoded alone
+ * Decodes three prompts of `ids` (8, 5 and 2 tokens), left-padded with token
+ * 0 to a batch of width 8, then 20 continuation tokens per row, one step at
+ * a time. Returns the largest logit difference from each row decoded alone
  * and unpadded in one pass.
  */
 export async function leftPaddedBatchDifference(decoder: Decoder, ids: number[]): Promise<number> {

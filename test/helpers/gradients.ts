@@ -52,7 +52,7 @@ export async function centralDifferenceChecks(
   return { grads, checks };
 }
 
-/** The checks whose gradient is off the slope by `absolute` + `relative`·|slope| or more, for `expect(...).toEqual([])` to name. */
+/** Returns the checks whose gradient is off the slope by `absolute` + `relative`·|slope| or more, so `expect(...).toEqual([])` names them. */
 export function gradientMismatches(checks: readonly GradientCheck[], absolute: number, relative: number): GradientCheck[] {
   return checks.filter((check) => !(Math.abs(check.analytic - check.numeric) < absolute + relative * Math.abs(check.numeric)));
 }

@@ -193,7 +193,7 @@ describe("prefix tuning infer.onnx", () => {
     const params = inferParams(artifacts, infer);
     expect(Object.keys(params).length).toBeGreaterThan(0);
     const full = await fullPassLogits(await artifacts.session("eval"), IDS, artifacts.params);
-    // The cache holds real tokens only, not the prefix.
+    // The cache contains real tokens only, not the prefix.
     const afterStep = (cache: Record<string, ort.Tensor>, position: number): void => {
       for (const tensor of Object.values(cache)) expect(tensor.dims[2]).toBe(position);
     };
@@ -330,7 +330,7 @@ describe("prefix tuning PEFT export", () => {
     const { config, rows, dims } = await exported(artifacts);
     expect(config).toMatchObject({ peft_type: "PREFIX_TUNING", task_type: "CAUSAL_LM", base_model_name_or_path: "tiny", num_virtual_tokens: 3, token_dim: 32, num_attention_heads: 2, num_layers: 2, encoder_hidden_size: 32, prefix_projection: false, inference_mode: true });
     expect(dims).toEqual([3, 2 * 2 * 32]);
-    // Row n, column (2l + kv)·token_dim + h·head_dim + d holds layer l's key (kv 0) or value (kv 1) at [h, n, d].
+    // Row n, column (2l + kv)·token_dim + h·head_dim + d contains layer l's key (kv 0) or value (kv 1) at [h, n, d].
     for (const [layer, kv, h, n, d] of [
       [0, 0, 0, 0, 0],
       [1, 1, 1, 2, 15],

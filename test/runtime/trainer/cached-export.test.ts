@@ -103,8 +103,8 @@ describeCorpus("training onnxruntime-genai's GroupQueryAttention export", () => 
     expect(compiled.status).toBe(0);
     const outDir = makeTempDir();
     const result = await train({ artifactDir, data: writeJsonl(patternRows(8, 12)), steps: 12, batchSize: 4, maxLength: 12, lr: 1e-2, seed: 1, outDir, progress: false });
-    // This export's logits are nearly uniform (loss ≈ ln 1000), so its float16 loss moves less than one float16 step in 12 updates; the tensors must move.
-    // NOTE: the query LoRA's float16 gradient underflows to zero through the softmax (no loss scaling), so only the value LoRA moves.
+    // This export's logits are nearly uniform (loss ≈ ln 1000). Its float16 loss moves less than one float16 step in 12 updates, so the test checks the tensors.
+    // NOTE: the query LoRA's float16 gradient underflows to zero through the softmax, because there is no loss scaling. Only the value LoRA moves.
     expect(result.losses.every(Number.isFinite)).toBe(true);
     const before = readSafetensors(path.join(artifactDir, "params.safetensors")).tensors;
     const after = readSafetensors(path.join(outDir, "params.safetensors")).tensors;
