@@ -171,7 +171,7 @@ describeCorpus("prompt tuning from text on aidreams260K", () => {
     const out = path.join(makeTempDir("peftc-prompt-adapter-"), "adapter");
     const result = await runPeftc("export-adapter", artifacts.dir, "--out", out);
     expect(result.status).toBe(0);
-    expect(result.stderr).toContain("pass --base-model NAME to write TEXT");
+    expect(result.stderr).toContain("Pass --base-model NAME to write TEXT");
     const config = JSON.parse(fs.readFileSync(path.join(out, "adapter_config.json"), "utf8"));
     // PEFT rejects TEXT without tokenizer_name_or_path, so the config gets RANDOM without the text, and the CLI warns.
     expect(config).toMatchObject({ prompt_tuning_init: "RANDOM", prompt_tuning_init_text: null, tokenizer_name_or_path: null, base_model_name_or_path: null });
