@@ -2,7 +2,8 @@
  * Device benchmark: trains the same LoRA artifacts on each requested
  * execution provider and decodes with their infer.onnx, printing the
  * provider each run took, the median step time, the losses' largest
- * relative difference from the CPU run, and decoding speed. It is the
+ * relative difference from the CPU run, whether greedy decoding gives the
+ * CPU run's tokens, and decoding speed. It is the
  * check to run on a machine with a GPU (see bench/gpu/README.md).
  * Usage: npm run bench:devices -- [DEVICES] [WORK_DIR]
  *   DEVICES: comma-separated, default cpu,webgpu,cuda
@@ -42,9 +43,10 @@ async function main(): Promise<void> {
     fs.writeFileSync(data, rows.map((row) => JSON.stringify(row)).join("\n") + "\n");
 
     console.log(`model: ${JSON.stringify(config)}; LoRA r=8 on every linear layer; ${STEPS} steps of ${BATCH} × ${SEQUENCE} tokens`);
-    console.log("| requested | took | step ms (median) | first step ms | loss first → last | max rel. loss diff vs cpu | decode ms/token |");
-    console.log("| --- | --- | ---: | ---: | --- | ---: | ---: |");
+    console.log("| requested | took | step ms (median) | first step ms | loss first → last | max rel. loss diff vs cpu | tokens as cpu | decode ms/token |");
+    console.log("| --- | --- | ---: | ---: | --- | ---: | --- | ---: |");
     let reference: number[] | null = null;
+    let referenceTokens: number[] | null = null;
     for (const device of devices) {
       const lines: string[] = [];
       try {
@@ -71,12 +73,18 @@ async function main(): Promise<void> {
         const difference = reference ? Math.max(...result.losses.map((loss, i) => Math.abs(loss - reference![i]) / Math.abs(reference![i]))) : Number.NaN;
         const generator = await Generator.open(artifacts, { device, tokenizer: null, params: path.join(work, `train-${device}`, "params.safetensors") });
         const decodeStarted = performance.now();
-        await generator.generate([[1, 2, 3, 4, 5, 6, 7, 8]], { maxNewTokens: NEW_TOKENS });
+        const [generation] = await generator.generate([[1, 2, 3, 4, 5, 6, 7, 8]], { maxNewTokens: NEW_TOKENS, eosTokenIds: [] });
         const decodeMs = (performance.now() - decodeStarted) / NEW_TOKENS;
         await generator.release();
-        console.log(`| ${device} | ${took} | ${sorted[Math.floor(sorted.length / 2)].toFixed(1)} | ${stepMs[0].toFixed(0)} | ${result.losses[0].toFixed(4)} → ${result.losses[result.losses.length - 1].toFixed(4)} | ${difference.toExponential(2)} | ${decodeMs.toFixed(2)} |`);
+        if (device === "cpu") referenceTokens = generation.ids;
+        let sameTokens = "no cpu run";
+        if (referenceTokens) {
+          const firstDifferent = generation.ids.findIndex((id, i) => id !== referenceTokens![i]);
+          sameTokens = firstDifferent === -1 ? `all ${NEW_TOKENS}` : `first ${firstDifferent}`;
+        }
+        console.log(`| ${device} | ${took} | ${sorted[Math.floor(sorted.length / 2)].toFixed(1)} | ${stepMs[0].toFixed(0)} | ${result.losses[0].toFixed(4)} → ${result.losses[result.losses.length - 1].toFixed(4)} | ${difference.toExponential(2)} | ${sameTokens} | ${decodeMs.toFixed(2)} |`);
       } catch (error) {
-        console.log(`| ${device} | unavailable | | | | | |\n  ${String((error as Error).message).split("\n")[0]}`);
+        console.log(`| ${device} | unavailable | | | | | | |\n  ${String((error as Error).message).split("\n")[0]}`);
       }
     }
   } finally {

@@ -6,7 +6,9 @@ import type { Manifest } from "../compiler/emit/manifest";
 import { float16ToFloat32 } from "../compiler/onnx/half";
 import { type Feeds, PrefixFolding, loadParamFeeds } from "./param-feeds";
 import { type SamplingSettings, seededRandom, selectToken } from "./sampling";
+import { DeviceCopier } from "./device-copy";
 import { type DeviceRequest, type ExecutionDevice, type SkippedDevice, openSession } from "./session";
+import { releaseOutputs, releaseReplaced } from "./trainer/placement";
 import { TextStream } from "./text-stream";
 import { Tokenizer } from "./tokenizer";
 
@@ -158,12 +160,18 @@ export class Generator {
     private readonly cacheInputs: CacheInput[],
     private readonly integerTypes: Record<string, IntegerType>,
     private readonly folding: PrefixFolding | null,
+    /** Uploads each call's parameters once where the cache stays on the device (WebGPU); null elsewhere. */
+    private readonly copier: DeviceCopier | null,
   ) {}
 
   /** Opens `dir`'s infer.onnx on the requested device, with its parameters and tokenizer. */
   static async open(dir: string, options: GeneratorOptions = {}): Promise<Generator> {
     const manifest = readManifest(dir);
-    const opened = await openSession(path.join(dir, manifest.graphs.infer!.file), { device: options.device });
+    // On WebGPU the present.* outputs stay in device buffers and come back as the next step's past; only the logits come to the host.
+    const outputs = manifest.graphs.infer!.outputs;
+    const sessionOptions = (device: ExecutionDevice): ort.InferenceSession.SessionOptions =>
+      device === "webgpu" ? { preferredOutputLocation: Object.fromEntries(outputs.map((name) => [name, name === "logits" ? "cpu" : "gpu-buffer"])) } : {};
+    const opened = await openSession(path.join(dir, manifest.graphs.infer!.file), { device: options.device, sessionOptions });
     const session = opened.session;
 
     const parameterNames = new Set(manifest.parameters.map((parameter) => parameter.name));
@@ -206,7 +214,8 @@ export class Generator {
     else if (paramInputs.length > 0 || fs.existsSync(paramsSource)) defaultParams = loadParamFeeds(paramsSource);
     if (options.params !== undefined) rejectFoldedChanges(dir, parameterNames, new Set([...paramInputs, ...(folding?.inputs ?? [])]), defaultParams);
     const tokenizer = Generator.resolveTokenizer(dir, options.tokenizer);
-    return new Generator(dir, manifest, session, opened.device, opened.skipped, tokenizer, defaultParams, paramInputs, cacheInputs, integerTypes, folding);
+    const copier = opened.device === "webgpu" ? new DeviceCopier("webgpu") : null;
+    return new Generator(dir, manifest, session, opened.device, opened.skipped, tokenizer, defaultParams, paramInputs, cacheInputs, integerTypes, folding, copier);
   }
 
   private static resolveTokenizer(dir: string, option: GeneratorOptions["tokenizer"]): Tokenizer | null {
@@ -226,6 +235,7 @@ export class Generator {
   async release(): Promise<void> {
     await this.session.release();
     await this.folding?.release();
+    await this.copier?.release();
   }
 
   /**
@@ -297,7 +307,24 @@ export class Generator {
     if (stops.some((stop) => stop.length === 0)) throw new PeftcError("E_GENERATE", "stop strings must not be empty.");
     if (stops.length > 0 && !this.tokenizer) throw new PeftcError("E_GENERATE", "stop strings need a tokenizer to decode the output.");
     const eos = new Set(options.eosTokenIds ?? (this.tokenizer?.eosTokenId != null ? [this.tokenizer.eosTokenId] : []));
-    const params = await this.paramFeeds(options.params);
+    const hostParams = await this.paramFeeds(options.params);
+    const params = this.copier ? await this.copier.toDevice(hostParams) : hostParams;
+    try {
+      return await this.decode(prompts, params, settings, stops, eos, options.onToken);
+    } finally {
+      if (params !== hostParams) releaseReplaced(hostParams, params);
+    }
+  }
+
+  /** The decoding loop of `generate`, with the parameters already where the session reads them. */
+  private async decode(
+    prompts: readonly (string | readonly number[])[],
+    params: Feeds,
+    settings: ReturnType<typeof checkSettings>,
+    stops: readonly string[],
+    eos: ReadonlySet<number>,
+    onToken: GenerateOptions["onToken"],
+  ): Promise<Generation[]> {
     const random = seededRandom(settings.seed);
 
     const promptIds = this.encodePrompts(prompts);
@@ -315,31 +342,37 @@ export class Generator {
     const streams = this.tokenizer ? promptIds.map((ids) => new TextStream(this.tokenizer!, ids, stops)) : null;
     let cache = this.emptyCache(batch);
 
-    for (let step = 0; step < settings.maxNewTokens; step++) {
-      const feeds: Feeds = { ...cache, ...params, input_ids: integerTensor(this.integerTypes.input_ids, stepIds), attention_mask: integerTensor(this.integerTypes.attention_mask, mask) };
-      if (this.integerTypes.position_ids) feeds.position_ids = integerTensor(this.integerTypes.position_ids, stepPositions);
-      const outputs = await this.session.run(feeds);
-      const logits = outputs.logits as ort.Tensor;
-      const last = (logits.dims[1] as number) - 1;
+    try {
+      for (let step = 0; step < settings.maxNewTokens; step++) {
+        const feeds: Feeds = { ...cache, ...params, input_ids: integerTensor(this.integerTypes.input_ids, stepIds), attention_mask: integerTensor(this.integerTypes.attention_mask, mask) };
+        if (this.integerTypes.position_ids) feeds.position_ids = integerTensor(this.integerTypes.position_ids, stepPositions);
+        const outputs = await this.session.run(feeds);
+        // The past this step read is spent; its device buffers (WebGPU) are freed, and the presents become the cache.
+        releaseOutputs(cache);
+        cache = Object.fromEntries(this.cacheInputs.map((input) => [input.name, outputs[presentName(input.name)] as ort.Tensor]));
+        const logits = outputs.logits as ort.Tensor;
+        const last = (logits.dims[1] as number) - 1;
 
-      for (let row = 0; row < batch; row++) {
-        if (finished[row] !== null) continue;
-        const token = selectToken(logitsRow(logits, row, last), [...promptIds[row], ...generated[row]], settings, random);
-        generated[row].push(token);
-        let text = streams ? streams[row].update(generated[row]) : "";
-        if (eos.has(token)) finished[row] = "eos";
-        else if (streams?.[row].stopped) finished[row] = "stop";
-        else if (generated[row].length === settings.maxNewTokens) finished[row] = "length";
-        if (finished[row] !== null && streams) text += streams[row].flush();
-        options.onToken?.({ row, tokenIds: [token], text, finishReason: finished[row] });
+        for (let row = 0; row < batch; row++) {
+          if (finished[row] !== null) continue;
+          const token = selectToken(logitsRow(logits, row, last), [...promptIds[row], ...generated[row]], settings, random);
+          generated[row].push(token);
+          let text = streams ? streams[row].update(generated[row]) : "";
+          if (eos.has(token)) finished[row] = "eos";
+          else if (streams?.[row].stopped) finished[row] = "stop";
+          else if (generated[row].length === settings.maxNewTokens) finished[row] = "length";
+          if (finished[row] !== null && streams) text += streams[row].flush();
+          onToken?.({ row, tokenIds: [token], text, finishReason: finished[row] });
+        }
+        if (finished.every((reason) => reason !== null)) break;
+
+        // Finished rows keep decoding a pad token, as transformers' generate does, so the batch stays rectangular.
+        stepIds = generated.map((ids, row) => [finished[row] === null ? ids[ids.length - 1] : padId]);
+        for (const maskRow of mask) maskRow.push(1);
+        stepPositions = mask.map((maskRow) => [maskRow.reduce((sum, bit) => sum + bit, 0) - 1]);
       }
-      if (finished.every((reason) => reason !== null)) break;
-
-      cache = Object.fromEntries(this.cacheInputs.map((input) => [input.name, outputs[presentName(input.name)] as ort.Tensor]));
-      // Finished rows keep decoding a pad token, as transformers' generate does, so the batch stays rectangular.
-      stepIds = generated.map((ids, row) => [finished[row] === null ? ids[ids.length - 1] : padId]);
-      for (const maskRow of mask) maskRow.push(1);
-      stepPositions = mask.map((maskRow) => [maskRow.reduce((sum, bit) => sum + bit, 0) - 1]);
+    } finally {
+      releaseOutputs(cache);
     }
 
     return promptIds.map((ids, row) => ({

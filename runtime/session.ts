@@ -28,11 +28,14 @@ export interface OpenedSession {
   skipped: SkippedDevice[];
 }
 
+/** onnxruntime session options without `executionProviders`, which `device` sets. */
+export type DeviceSessionOptions = Omit<ort.InferenceSession.SessionOptions, "executionProviders">;
+
 export interface OpenSessionOptions {
   /** Defaults to "cpu". */
   device?: DeviceRequest;
-  /** onnxruntime session options; `executionProviders` is set from `device`. */
-  sessionOptions?: Omit<ort.InferenceSession.SessionOptions, "executionProviders">;
+  /** Session options, or a function that gives them for the provider being tried (such as output locations on the device). */
+  sessionOptions?: DeviceSessionOptions | ((device: ExecutionDevice) => DeviceSessionOptions);
 }
 
 const CUDA_INSTALL_HINT =
@@ -52,12 +55,31 @@ function bindingFolder(): string | null {
   }
 }
 
+/** Device files through which a Linux process reaches a GPU: DRM render nodes and NVIDIA's own. */
+function linuxGpuDeviceFiles(): string[] {
+  const list = (folder: string, prefix: string) => {
+    try {
+      return fs.readdirSync(folder).filter((name) => name.startsWith(prefix));
+    } catch {
+      return [];
+    }
+  };
+  return [...list("/dev/dri", "renderD"), ...list("/dev", "nvidia")];
+}
+
 /**
  * Returns why `device` cannot load without trying it, or null when it may.
  * A CUDA session whose provider library is missing would otherwise log a
- * native error line before it fails.
+ * native error line before it fails. For `auto`, WebGPU is also skipped on
+ * a Linux machine without GPU device files: the only adapter Dawn could
+ * open there is a software Vulkan driver (Mesa's lavapipe), which runs the
+ * graphs far slower than the CPU provider. An explicit `webgpu` request
+ * still uses it, which is how the WebGPU path is tested without a GPU.
  */
-function knownUnavailable(device: ExecutionDevice): string | null {
+function knownUnavailable(device: ExecutionDevice, request: DeviceRequest): string | null {
+  if (device === "webgpu" && request === "auto" && process.platform === "linux" && linuxGpuDeviceFiles().length === 0) {
+    return "no GPU device files (/dev/dri/renderD*, /dev/nvidia*) exist, so any WebGPU adapter would be a software one, slower than the CPU provider. Pass --device webgpu to use it anyway.";
+  }
   if (device !== "cuda") return null;
   if (process.platform !== "linux" && process.platform !== "win32") return `onnxruntime-node has no CUDA provider for ${process.platform}.`;
   const folder = bindingFolder();
@@ -78,7 +100,8 @@ function failureReason(device: ExecutionDevice, error: unknown): string {
 }
 
 async function createOn(modelPath: string, device: ExecutionDevice, sessionOptions: OpenSessionOptions["sessionOptions"]): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(modelPath, { logSeverityLevel: 3, ...sessionOptions, executionProviders: [device] });
+  const options = typeof sessionOptions === "function" ? sessionOptions(device) : sessionOptions;
+  return ort.InferenceSession.create(modelPath, { logSeverityLevel: 3, ...options, executionProviders: [device] });
 }
 
 /**
@@ -97,7 +120,7 @@ export async function openSession(modelPath: string, options: OpenSessionOptions
   const candidates = request === "auto" ? AUTO_ORDER : [request];
   const skipped: SkippedDevice[] = [];
   for (const device of candidates) {
-    const unavailable = knownUnavailable(device);
+    const unavailable = knownUnavailable(device, request);
     if (unavailable !== null) {
       skipped.push({ device, reason: unavailable });
       continue;

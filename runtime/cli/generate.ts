@@ -92,7 +92,7 @@ export function registerGenerate(program: Command, io: CliIo): void {
     .option("--seed <s>", "seed of the sampling random number generator", parseNumber((s) => Number.isInteger(s) && s >= 0 && s <= 0xffffffff, "an integer from 0 to 4294967295"), 0)
     .option("--stop <text>", "stop a row when its text contains this string, which is cut off (repeat the option for several)", collect)
     .option("--params <file>", "safetensors file of parameters (a checkpoint or another adapter) that replace params.safetensors")
-    .addOption(new Option("--device <device>", "execution provider (auto tries cuda, then webgpu, then cpu)").choices(["cpu", "webgpu", "cuda", "auto"]).default("cpu"))
+    .addOption(new Option("--device <device>", "execution provider (auto tries cuda, then webgpu where a GPU exists, then cpu); on WebGPU the KV cache stays in GPU buffers").choices(["cpu", "webgpu", "cuda", "auto"]).default("cpu"))
     .option("--stream", "print tokens as they are generated")
     .action(async (dir: string, options: GenerateCommandOptions) => {
       const { Generator } = await import("../generator");

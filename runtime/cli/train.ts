@@ -70,7 +70,7 @@ function nonNegativeNumber(value: string): number {
 }
 
 function deviceOption(): Option {
-  return new Option("--device <device>", "execution provider; auto tries cuda, then webgpu, then cpu, and prints which it took (on WebGPU the parameters and optimizer state stay in GPU buffers between steps)")
+  return new Option("--device <device>", "execution provider; auto tries cuda, then webgpu where a GPU exists, then cpu, and prints which it took (on WebGPU the parameters and optimizer state stay in GPU buffers between steps)")
     .choices(["cpu", "webgpu", "cuda", "auto"])
     .default("cpu");
 }

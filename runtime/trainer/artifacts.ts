@@ -10,6 +10,7 @@ import { readManifest } from "../cli/export-adapter";
 import { toOrtTensor } from "./checkpoint";
 import { type DeviceRequest, type ExecutionDevice, type SkippedDevice, openSession } from "../session";
 import { graphOutputLocations } from "./placement";
+import { DeviceCopier } from "../device-copy";
 import { BATCH_INPUTS, fillModelInput, matchIntegerType } from "./model-inputs";
 
 export type GraphKind = "eval" | "grad" | "train" | "apply";
@@ -25,6 +26,7 @@ export class ArtifactFolder {
   private readonly sessions = new Map<GraphKind, Promise<ort.InferenceSession>>();
   private chosen: { device: ExecutionDevice; skipped: SkippedDevice[] } | null = null;
   private opening: Promise<unknown> = Promise.resolve();
+  private copier: DeviceCopier | null = null;
 
   constructor(
     readonly dir: string,
@@ -90,19 +92,13 @@ export class ArtifactFolder {
   /** Opens sessions one after another, so `auto` probes providers once and every graph gets the device the first one took. */
   private open(kind: GraphKind, file: string): Promise<ort.InferenceSession> {
     const opened = this.opening.then(async () => {
-      const device = this.chosen?.device ?? this.device;
       const outputs = this.manifest.graphs[kind]?.outputs ?? [];
-      const options = (on: ExecutionDevice): ort.InferenceSession.SessionOptions => {
-        const preferredOutputLocation = graphOutputLocations(kind, outputs, on);
+      const sessionOptions = (device: ExecutionDevice): ort.InferenceSession.SessionOptions => {
+        const preferredOutputLocation = graphOutputLocations(kind, outputs, device);
         return { logSeverityLevel: 3, ...(preferredOutputLocation ? { preferredOutputLocation } : {}) };
       };
-      const result = await openSession(file, { device, sessionOptions: options(device === "auto" ? "cpu" : device) });
-      if (!this.chosen) this.chosen = { device: result.device, skipped: result.skipped };
-      // auto settled on a device with resident buffers after the session was planned for the host: reopen it with them.
-      if (device === "auto" && graphOutputLocations(kind, outputs, result.device)) {
-        await result.session.release();
-        return (await openSession(file, { device: result.device, sessionOptions: options(result.device) })).session;
-      }
+      const result = await openSession(file, { device: this.chosen?.device ?? this.device, sessionOptions });
+      this.chosen ??= { device: result.device, skipped: result.skipped };
       return result.session;
     });
     this.opening = opened.catch(() => undefined);
@@ -141,9 +137,18 @@ export class ArtifactFolder {
     return state;
   }
 
+  /** Copies tensors that a step left in device buffers to host memory, for a checkpoint or params file. */
+  async toHost(tensors: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+    if (Object.values(tensors).every((tensor) => tensor.location === "cpu")) return tensors;
+    this.copier ??= new DeviceCopier(this.chosen!.device);
+    return this.copier.toHost(tensors);
+  }
+
   async release(): Promise<void> {
     for (const session of this.sessions.values()) await (await session).release();
     this.sessions.clear();
+    await this.copier?.release();
+    this.copier = null;
   }
 }
 

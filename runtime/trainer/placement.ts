@@ -8,8 +8,6 @@ import type { ExecutionDevice } from "../session";
  * memory only for WebGPU ("gpu-buffer", a WebGPU buffer it fills and later
  * reads as an input without a copy). Its CUDA provider returns every output
  * in host memory, so on CUDA, and on the CPU, tensors stay ordinary arrays.
- * NOTE: the WebGPU path uses onnxruntime-node's preferredOutputLocation
- * option but has not run on a machine with a GPU yet.
  */
 export function residentLocation(device: ExecutionDevice): ort.Tensor.DataLocation {
   return device === "webgpu" ? "gpu-buffer" : "cpu";
@@ -42,15 +40,6 @@ export function graphOutputLocations(kind: keyof typeof HOST_OUTPUTS, outputs: r
   const resident = residentLocation(device);
   const host = HOST_OUTPUTS[kind];
   return resident === "cpu" || host === "all" ? undefined : outputLocations(outputs, host, resident);
-}
-
-/** Copies device-resident tensors to host memory (for a checkpoint file); host tensors are returned as they are. */
-export async function toHost(tensors: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
-  const host: Record<string, ort.Tensor> = {};
-  for (const [name, tensor] of Object.entries(tensors)) {
-    host[name] = tensor.location === "cpu" ? tensor : new ort.Tensor(tensor.type as "float32", (await tensor.getData()) as Float32Array, tensor.dims);
-  }
-  return host;
 }
 
 /**

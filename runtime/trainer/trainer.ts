@@ -6,7 +6,7 @@ import { type TextEncoder, readJsonlDataset } from "../data/dataset";
 import { RuntimeInputError } from "../errors";
 import { ArtifactFolder } from "./artifacts";
 import { type DeviceRequest, describeDevice } from "../session";
-import { releaseReplaced, toHost } from "./placement";
+import { releaseReplaced } from "./placement";
 import { type TrainingPosition, readCheckpoint, writeCheckpoint, writeParams } from "./checkpoint";
 import { type EvalResult, evaluate } from "./evaluate";
 import { MetricsWriter, type StepMetrics, writeLossCurve } from "./metrics";
@@ -204,7 +204,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     const positionAt = (): TrainingPosition => ({ step, position, seed: plan.seed, schedule, batchSize, gradAccum, maxLength, pack, rows: trainRows.length, dropoutRuns });
     const saveCheckpoint = async (): Promise<void> => {
       const file = path.join(options.outDir, `checkpoint-${step}.safetensors`);
-      writeCheckpoint(file, await toHost(params), await toHost(state), positionAt());
+      writeCheckpoint(file, await artifacts.toHost(params), await artifacts.toHost(state), positionAt());
       checkpoints.push(file);
       written.push({ step, file });
     };
@@ -275,7 +275,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     }
 
     const paramsFile = path.join(options.outDir, "params.safetensors");
-    writeParams(paramsFile, await toHost(params));
+    writeParams(paramsFile, await artifacts.toHost(params));
     const lossCurveFile = path.join(options.outDir, "loss-curve.svg");
     writeLossCurve(lossCurveFile, metrics.read());
     return { losses, finalStep: step, outDir: options.outDir, paramsFile, metricsFile: metrics.file, lossCurveFile, checkpoints, lastEval };

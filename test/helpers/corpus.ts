@@ -32,3 +32,9 @@ export function corpusModels(): string[] {
 export function isGraphOnly(relativePath: string): boolean {
   return GRAPH_ONLY.some((folder) => relativePath.startsWith(folder + path.sep));
 }
+
+/** Maps PEFT's `base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight` to peftc's `layers.0.attn.q.lora_A`. */
+export function peftcLoraName(peftName: string): string {
+  const match = /layers\.(\d+)\.self_attn\.(q|v)_proj\.lora_(A|B)/.exec(peftName)!;
+  return `layers.${match[1]}.attn.${match[2]}.lora_${match[3]}`;
+}

@@ -9,6 +9,13 @@ const MODEL = path.resolve(__dirname, "../../fixtures/llama-tiny.onnx");
 const CUDA_LIBRARY = path.join(path.dirname(require.resolve("onnxruntime-node/package.json")), "bin", "napi-v6", process.platform, process.arch, "libonnxruntime_providers_cuda.so");
 const hasCudaLibrary = fs.existsSync(CUDA_LIBRARY);
 
+/** Whether this Linux machine has no GPU device files, so any WebGPU adapter would be software. */
+function linuxWithoutGpu(): boolean {
+  if (process.platform !== "linux") return false;
+  const list = (folder: string) => (fs.existsSync(folder) ? fs.readdirSync(folder) : []);
+  return !list("/dev/dri").some((name) => name.startsWith("renderD")) && !list("/dev").some((name) => name.startsWith("nvidia"));
+}
+
 describe("openSession", () => {
   test("cpu opens and runs", async () => {
     const opened = await openSession(MODEL, { device: "cpu" });
@@ -33,6 +40,15 @@ describe("openSession", () => {
     for (const entry of opened.skipped) expect(entry.reason.length).toBeGreaterThan(0);
     if (opened.device !== "cpu") expect(describeDevice(opened)).toContain(opened.device);
     else expect(describeDevice(opened)).toMatch(/^device: cpu\. Skipped cuda: .+ Skipped webgpu: .+$/);
+    await opened.session.release();
+  });
+
+  (linuxWithoutGpu() ? test : test.skip)("auto skips WebGPU where only a software adapter could exist", async () => {
+    const opened = await openSession(MODEL, { device: "auto" });
+    expect(opened.device).not.toBe("webgpu");
+    const webgpu = opened.skipped.find((entry) => entry.device === "webgpu");
+    expect(webgpu?.reason).toContain("no GPU device files (/dev/dri/renderD*, /dev/nvidia*) exist");
+    expect(webgpu?.reason).toContain("--device webgpu");
     await opened.session.release();
   });
 

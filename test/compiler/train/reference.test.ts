@@ -2,7 +2,7 @@ import * as path from "node:path";
 import * as ort from "onnxruntime-node";
 import { adamw, defineSpec, lora, select } from "../../../compiler/dsl";
 import { compileForTest, floatScalar, int64Matrix, int64Scalar, readJson } from "../../helpers/artifacts";
-import { CORPUS_DIR, describeCorpus } from "../../helpers/corpus";
+import { CORPUS_DIR, describeCorpus, peftcLoraName as parameterName } from "../../helpers/corpus";
 import { removeTempDirs } from "../../helpers/temp";
 
 afterAll(removeTempDirs);
@@ -21,12 +21,6 @@ interface AdamWReference {
   exp_avg: Record<string, number[][]>;
   exp_avg_sq: Record<string, number[][]>;
   loss_after: number;
-}
-
-/** Maps PEFT's `base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight` to peftc's `layers.0.attn.q.lora_A`. */
-function parameterName(peftName: string): string {
-  const match = /layers\.(\d+)\.self_attn\.(q|v)_proj\.lora_(A|B)/.exec(peftName)!;
-  return `layers.${match[1]}.attn.${match[2]}.lora_${match[3]}`;
 }
 
 function tensor(rows: number[][]): ort.Tensor {

@@ -1,15 +1,11 @@
 import * as ort from "onnxruntime-node";
-import { graphOutputLocations, releaseOutputs, releaseReplaced, residentLocation, toHost } from "../../../runtime/trainer/placement";
+import { graphOutputLocations, releaseOutputs, releaseReplaced, residentLocation } from "../../../runtime/trainer/placement";
 
-/** A tensor that claims to live in a WebGPU buffer, with counted downloads and disposals, as onnxruntime-node returns them. */
+/** A tensor that claims to live in a WebGPU buffer, with counted disposals, as onnxruntime-node returns them. */
 function deviceTensor(values: number[], log: string[], name: string): ort.Tensor {
   return ort.Tensor.fromGpuBuffer({} as never, {
     dataType: "float32",
     dims: [values.length],
-    download: async () => {
-      log.push(`download ${name}`);
-      return Float32Array.from(values);
-    },
     dispose: () => log.push(`dispose ${name}`),
   });
 }
@@ -28,16 +24,6 @@ describe("tensor placement between training steps", () => {
     expect(graphOutputLocations("grad", ["loss", "w.grad"], "webgpu")).toBeUndefined();
     expect(graphOutputLocations("train", outputs, "cpu")).toBeUndefined();
     expect(graphOutputLocations("train", outputs, "cuda")).toBeUndefined();
-  });
-
-  test("toHost downloads device tensors and passes host tensors through", async () => {
-    const log: string[] = [];
-    const host = new ort.Tensor("float32", Float32Array.of(5), [1]);
-    const copied = await toHost({ a: deviceTensor([1, 2], log, "a"), b: host });
-    expect(copied.a.location).toBe("cpu");
-    expect(Array.from(copied.a.data as Float32Array)).toEqual([1, 2]);
-    expect(copied.b).toBe(host);
-    expect(log).toEqual(["download a"]);
   });
 
   test("releaseReplaced frees replaced device buffers only", () => {
