@@ -312,7 +312,8 @@ export class Generator {
     try {
       return await this.decode(prompts, params, settings, stops, eos, options.onToken);
     } finally {
-      if (params !== hostParams) releaseReplaced(hostParams, params);
+      // Frees the uploaded copies; device tensors the caller passed are theirs to keep.
+      if (params !== hostParams) releaseReplaced(params, hostParams);
     }
   }
 

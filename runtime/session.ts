@@ -55,7 +55,7 @@ function bindingFolder(): string | null {
   }
 }
 
-/** Device files through which a Linux process reaches a GPU: DRM render nodes and NVIDIA's own. */
+/** Device files through which a Linux process reaches a GPU: DRM render nodes, NVIDIA's own, and WSL's /dev/dxg. */
 function linuxGpuDeviceFiles(): string[] {
   const list = (folder: string, prefix: string) => {
     try {
@@ -64,7 +64,7 @@ function linuxGpuDeviceFiles(): string[] {
       return [];
     }
   };
-  return [...list("/dev/dri", "renderD"), ...list("/dev", "nvidia")];
+  return [...list("/dev/dri", "renderD"), ...list("/dev", "nvidia"), ...list("/dev", "dxg")];
 }
 
 /**
@@ -78,7 +78,7 @@ function linuxGpuDeviceFiles(): string[] {
  */
 function knownUnavailable(device: ExecutionDevice, request: DeviceRequest): string | null {
   if (device === "webgpu" && request === "auto" && process.platform === "linux" && linuxGpuDeviceFiles().length === 0) {
-    return "no GPU device files (/dev/dri/renderD*, /dev/nvidia*) exist, so any WebGPU adapter would be a software one, slower than the CPU provider. Pass --device webgpu to use it anyway.";
+    return "no GPU device files (/dev/dri/renderD*, /dev/nvidia*, /dev/dxg) exist, so any WebGPU adapter would be a software one, slower than the CPU provider. Pass --device webgpu to use it anyway.";
   }
   if (device !== "cuda") return null;
   if (process.platform !== "linux" && process.platform !== "win32") return `onnxruntime-node has no CUDA provider for ${process.platform}.`;

@@ -6,7 +6,7 @@ import { type TextEncoder, readJsonlDataset } from "../data/dataset";
 import { RuntimeInputError } from "../errors";
 import { ArtifactFolder } from "./artifacts";
 import { type DeviceRequest, describeDevice } from "../session";
-import { releaseReplaced } from "./placement";
+import { releaseOutputs, releaseReplaced } from "./placement";
 import { type TrainingPosition, readCheckpoint, writeCheckpoint, writeParams } from "./checkpoint";
 import { type EvalResult, evaluate } from "./evaluate";
 import { MetricsWriter, type StepMetrics, writeLossCurve } from "./metrics";
@@ -192,93 +192,101 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       await replayDropout(artifacts, stepKind, dropoutRuns, { params, state, lr: 0, step: 1 });
     }
 
-    fs.mkdirSync(options.outDir, { recursive: true });
-    const metrics = new MetricsWriter(path.join(options.outDir, "metrics.jsonl"));
-    metrics.start(resumed ? step : null);
-    const stream = new RowStream(trainRows, plan.seed);
-    const progress = new TrainingProgress(options.progressStream ?? process.stderr, options.progress ?? true);
-    const checkpoints: string[] = [];
-    const losses: number[] = [];
-    let lastEval: EvalResult | null = null;
-    const written: { step: number; file: string }[] = resumed ? [{ step, file: options.resume! }] : [];
-    const positionAt = (): TrainingPosition => ({ step, position, seed: plan.seed, schedule, batchSize, gradAccum, maxLength, pack, rows: trainRows.length, dropoutRuns });
-    const saveCheckpoint = async (): Promise<void> => {
-      const file = path.join(options.outDir, `checkpoint-${step}.safetensors`);
-      writeCheckpoint(file, await artifacts.toHost(params), await artifacts.toHost(state), positionAt());
-      checkpoints.push(file);
-      written.push({ step, file });
-    };
-
-    if (options.device && options.device !== "cpu") {
-      // Open the step graph now, so the device line comes before the progress bar.
-      await artifacts.session(stepKind);
-      log(describeDevice(artifacts.placement!));
-    }
-    progress.start(totalSteps, step);
     try {
-      while (step < totalSteps) {
-        const next = step + 1;
-        const scheduled = learningRate(schedule, next);
-        const lr = options.learningRateOverride ? options.learningRateOverride(next, scheduled) : scheduled;
-        const rows = stream.take(position, rowsPerStep);
-        const started = process.hrtime.bigint();
-        let outcome: StepOutcome;
-        if (gradAccum === 1) {
-          outcome = await trainStep(artifacts, collate(rows, labels), { params, state, lr, step: next });
-        } else {
-          const micro = Array.from({ length: gradAccum }, (_, k) => collate(rows.slice(k * batchSize, (k + 1) * batchSize), labels));
-          outcome = await accumulatedStep(artifacts, micro, { params, state, lr, step: next });
-        }
-        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      fs.mkdirSync(options.outDir, { recursive: true });
+      const metrics = new MetricsWriter(path.join(options.outDir, "metrics.jsonl"));
+      metrics.start(resumed ? step : null);
+      const stream = new RowStream(trainRows, plan.seed);
+      const progress = new TrainingProgress(options.progressStream ?? process.stderr, options.progress ?? true);
+      const checkpoints: string[] = [];
+      const losses: number[] = [];
+      let lastEval: EvalResult | null = null;
+      const written: { step: number; file: string }[] = resumed ? [{ step, file: options.resume! }] : [];
+      const positionAt = (): TrainingPosition => ({ step, position, seed: plan.seed, schedule, batchSize, gradAccum, maxLength, pack, rows: trainRows.length, dropoutRuns });
+      const saveCheckpoint = async (): Promise<void> => {
+        const file = path.join(options.outDir, `checkpoint-${step}.safetensors`);
+        writeCheckpoint(file, await artifacts.toHost(params), await artifacts.toHost(state), positionAt());
+        checkpoints.push(file);
+        written.push({ step, file });
+      };
 
-        if (!Number.isFinite(outcome.loss) || !Number.isFinite(outcome.gradNorm)) {
-          const failure = Number.isFinite(outcome.loss) ? `gradient norm is ${outcome.gradNorm}` : `loss is ${outcome.loss}`;
-          const sources = [...new Set(rows.map((row) => row.source))].join(", ");
-          throw new RuntimeInputError(
-            "E_TRAINING",
-            `training stopped at step ${next}: the ${failure} on the batch of rows ${position}..${position + rowsPerStep - 1} (${sources}). ` +
-              `The update was discarded. ${describeCheckpoints(written, next)} Lower the learning rate, add warmup or clip gradients, and check those rows.`,
-            { step: next, position },
-          );
-        }
-
-        releaseReplaced(params, outcome.params);
-        releaseReplaced(state, outcome.state);
-        params = outcome.params;
-        state = outcome.state;
-        step = next;
-        position += rowsPerStep;
-        dropoutRuns += gradAccum;
-        losses.push(outcome.loss);
-        const line: StepMetrics = {
-          step,
-          epoch: position / trainRows.length,
-          loss: outcome.loss,
-          lr,
-          grad_norm: outcome.gradNorm,
-          counted_tokens: outcome.countedTokens,
-          tokens_per_s: seconds > 0 ? outcome.tokens / seconds : 0,
-        };
-        const evalDue = evalRows !== null && ((options.evalEvery !== undefined && step % options.evalEvery === 0) || step === totalSteps);
-        if (evalDue) {
-          lastEval = await evaluate(artifacts, params, evalRows!, batchSize);
-          line.eval_loss = lastEval.loss;
-          line.eval_ppl = lastEval.perplexity;
-          log(`step ${step}: eval loss ${lastEval.loss.toFixed(4)}, perplexity ${lastEval.perplexity.toFixed(3)}`);
-        }
-        metrics.append(line);
-        progress.update(step, outcome.loss, line.tokens_per_s);
-        if ((options.checkpointEvery !== undefined && step % options.checkpointEvery === 0) || step === totalSteps) await saveCheckpoint();
+      if (options.device && options.device !== "cpu") {
+        // Open the step graph now, so the device line comes before the progress bar.
+        await artifacts.session(stepKind);
+        log(describeDevice(artifacts.placement!));
       }
-    } finally {
-      progress.stop();
-    }
+      progress.start(totalSteps, step);
+      try {
+        while (step < totalSteps) {
+          const next = step + 1;
+          const scheduled = learningRate(schedule, next);
+          const lr = options.learningRateOverride ? options.learningRateOverride(next, scheduled) : scheduled;
+          const rows = stream.take(position, rowsPerStep);
+          const started = process.hrtime.bigint();
+          let outcome: StepOutcome;
+          if (gradAccum === 1) {
+            outcome = await trainStep(artifacts, collate(rows, labels), { params, state, lr, step: next });
+          } else {
+            const micro = Array.from({ length: gradAccum }, (_, k) => collate(rows.slice(k * batchSize, (k + 1) * batchSize), labels));
+            outcome = await accumulatedStep(artifacts, micro, { params, state, lr, step: next });
+          }
+          const seconds = Number(process.hrtime.bigint() - started) / 1e9;
 
-    const paramsFile = path.join(options.outDir, "params.safetensors");
-    writeParams(paramsFile, await artifacts.toHost(params));
-    const lossCurveFile = path.join(options.outDir, "loss-curve.svg");
-    writeLossCurve(lossCurveFile, metrics.read());
-    return { losses, finalStep: step, outDir: options.outDir, paramsFile, metricsFile: metrics.file, lossCurveFile, checkpoints, lastEval };
+          if (!Number.isFinite(outcome.loss) || !Number.isFinite(outcome.gradNorm)) {
+            const failure = Number.isFinite(outcome.loss) ? `gradient norm is ${outcome.gradNorm}` : `loss is ${outcome.loss}`;
+            const sources = [...new Set(rows.map((row) => row.source))].join(", ");
+          releaseReplaced(outcome.params, params);
+          releaseReplaced(outcome.state, state);
+            throw new RuntimeInputError(
+              "E_TRAINING",
+              `training stopped at step ${next}: the ${failure} on the batch of rows ${position}..${position + rowsPerStep - 1} (${sources}). ` +
+                `The update was discarded. ${describeCheckpoints(written, next)} Lower the learning rate, add warmup or clip gradients, and check those rows.`,
+              { step: next, position },
+            );
+          }
+
+          releaseReplaced(params, outcome.params);
+          releaseReplaced(state, outcome.state);
+          params = outcome.params;
+          state = outcome.state;
+          step = next;
+          position += rowsPerStep;
+          dropoutRuns += gradAccum;
+          losses.push(outcome.loss);
+          const line: StepMetrics = {
+            step,
+            epoch: position / trainRows.length,
+            loss: outcome.loss,
+            lr,
+            grad_norm: outcome.gradNorm,
+            counted_tokens: outcome.countedTokens,
+            tokens_per_s: seconds > 0 ? outcome.tokens / seconds : 0,
+          };
+          const evalDue = evalRows !== null && ((options.evalEvery !== undefined && step % options.evalEvery === 0) || step === totalSteps);
+          if (evalDue) {
+            lastEval = await evaluate(artifacts, params, evalRows!, batchSize);
+            line.eval_loss = lastEval.loss;
+            line.eval_ppl = lastEval.perplexity;
+            log(`step ${step}: eval loss ${lastEval.loss.toFixed(4)}, perplexity ${lastEval.perplexity.toFixed(3)}`);
+          }
+          metrics.append(line);
+          progress.update(step, outcome.loss, line.tokens_per_s);
+          if ((options.checkpointEvery !== undefined && step % options.checkpointEvery === 0) || step === totalSteps) await saveCheckpoint();
+        }
+      } finally {
+        progress.stop();
+      }
+
+      const paramsFile = path.join(options.outDir, "params.safetensors");
+      writeParams(paramsFile, await artifacts.toHost(params));
+      const lossCurveFile = path.join(options.outDir, "loss-curve.svg");
+      writeLossCurve(lossCurveFile, metrics.read());
+      return { losses, finalStep: step, outDir: options.outDir, paramsFile, metricsFile: metrics.file, lossCurveFile, checkpoints, lastEval };
+    } finally {
+      // Device buffers (WebGPU) of the last parameters and optimizer state; host tensors are left to the garbage collector.
+      releaseOutputs(params);
+      releaseOutputs(state);
+    }
   } finally {
     await artifacts.release();
   }

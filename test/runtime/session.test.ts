@@ -13,7 +13,7 @@ const hasCudaLibrary = fs.existsSync(CUDA_LIBRARY);
 function linuxWithoutGpu(): boolean {
   if (process.platform !== "linux") return false;
   const list = (folder: string) => (fs.existsSync(folder) ? fs.readdirSync(folder) : []);
-  return !list("/dev/dri").some((name) => name.startsWith("renderD")) && !list("/dev").some((name) => name.startsWith("nvidia"));
+  return !list("/dev/dri").some((name) => name.startsWith("renderD")) && !list("/dev").some((name) => name.startsWith("nvidia") || name === "dxg");
 }
 
 describe("openSession", () => {
@@ -47,7 +47,7 @@ describe("openSession", () => {
     const opened = await openSession(MODEL, { device: "auto" });
     expect(opened.device).not.toBe("webgpu");
     const webgpu = opened.skipped.find((entry) => entry.device === "webgpu");
-    expect(webgpu?.reason).toContain("no GPU device files (/dev/dri/renderD*, /dev/nvidia*) exist");
+    expect(webgpu?.reason).toContain("no GPU device files (/dev/dri/renderD*, /dev/nvidia*, /dev/dxg) exist");
     expect(webgpu?.reason).toContain("--device webgpu");
     await opened.session.release();
   });

@@ -128,7 +128,12 @@ describeWebGpu("the WebGPU provider", () => {
 
   test("resume from a checkpoint downloaded from the device continues the losses", async () => {
     const base = { artifactDir: artifacts, data, steps: 4, batchSize: 4, maxLength: 12, lr: 1e-2, seed: 3, progress: false, device: "webgpu" as const };
+    const dispose = jest.spyOn(ort.Tensor.prototype, "dispose");
     const whole = await train({ ...base, outDir: makeTempDir(), checkpointEvery: 2 });
+    // Each step frees the buffers it replaced, and the run frees the last ones when it ends.
+    const folder = new ArtifactFolder(artifacts);
+    expect(dispose).toHaveBeenCalledTimes(4 * (folder.paramNames.length + folder.stateNames.length));
+    dispose.mockRestore();
     const resumed = await train({ ...base, outDir: makeTempDir(), resume: whole.checkpoints[0] });
     expect(whole.checkpoints[0]).toMatch(/checkpoint-2\.safetensors$/);
     expectCloseLosses(resumed.losses, whole.losses.slice(2), 1e-5);
@@ -147,8 +152,21 @@ describeWebGpu("the WebGPU provider", () => {
       const expected = await cpu.generate(prompts, settings);
       const actual = await gpu.generate(prompts, settings);
       expect(actual.map((row) => row.ids)).toEqual(expected.map((row) => row.ids));
-      // A second call reuses the session and uploads its parameters again.
+      // A second call reuses the session and uploads its parameters again. Every device buffer it made is freed:
+      // the parameter copies once, and each step's cache once the next step has read it (the last one at the end).
+      const dispose = jest.spyOn(ort.Tensor.prototype, "dispose");
       expect((await gpu.generate([prompts[0]], settings))[0].ids).toEqual(expected[0].ids);
+      const cacheInputs = compiled.manifest.graphs.infer!.inputs.filter((name) => name.startsWith("past")).length;
+      expect(dispose).toHaveBeenCalledTimes(gpu.parameterInputs.length + settings.maxNewTokens * cacheInputs);
+      dispose.mockRestore();
+
+      // Parameters the caller already holds on the device are used in place and stay theirs.
+      const copier = new DeviceCopier("webgpu");
+      const resident = await copier.toDevice(compiled.params);
+      expect((await gpu.generate([prompts[1]], { ...settings, params: resident }))[0].ids).toEqual(expected[1].ids);
+      expect(Object.keys(await copier.toHost(resident)).sort()).toEqual(Object.keys(compiled.params).sort());
+      releaseOutputs(resident);
+      await copier.release();
     } finally {
       await cpu.release();
       await gpu.release();
