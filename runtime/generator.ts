@@ -7,6 +7,7 @@ import { float16ToFloat32 } from "../compiler/onnx/half";
 import { type Feeds, PrefixFolding, loadParamFeeds } from "./param-feeds";
 import { type SamplingSettings, seededRandom, selectToken } from "./sampling";
 import { DeviceCopier } from "./device-copy";
+import { checkParameterShapes } from "./param-shapes";
 import { type DeviceRequest, type ExecutionDevice, type SkippedDevice, openSession } from "./session";
 import { releaseOutputs, releaseReplaced } from "./trainer/placement";
 import { TextStream } from "./text-stream";
@@ -53,7 +54,12 @@ export interface GenerateOptions {
   stop?: string[];
   /** Tokens that end a row (default: the tokenizer's EOS token). Pass [] to never stop on EOS. */
   eosTokenIds?: number[];
-  /** Parameters for this call only, by input name (a safetensors file or feeds), which override the generator's. */
+  /**
+   * Parameters for this call only, by input name (a safetensors file or
+   * feeds, in host memory or, on WebGPU, in device buffers), which override
+   * the generator's. The prefixes prefix.onnx computes are kept per tensor
+   * object, so pass new tensors rather than changing one in place.
+   */
   params?: string | Feeds;
   /** Called after each step for every row that got a token. */
   onToken?: (event: TokenEvent) => void;
@@ -164,6 +170,8 @@ export class Generator {
     private readonly copier: DeviceCopier | null,
   ) {}
 
+  private released = false;
+
   /** Opens `dir`'s infer.onnx on the requested device, with its parameters and tokenizer. */
   static async open(dir: string, options: GeneratorOptions = {}): Promise<Generator> {
     const manifest = readManifest(dir);
@@ -209,12 +217,16 @@ export class Generator {
     }
 
     const paramsSource = options.params ?? path.join(dir, "params.safetensors");
+    if (typeof options.params === "string" && !fs.existsSync(options.params)) {
+      throw new PeftcError("E_FILE_NOT_FOUND", `params file ${options.params} not found. Pass params.safetensors or a checkpoint that peftc train wrote.`, { file: options.params });
+    }
     let defaultParams: Feeds = {};
     if (typeof paramsSource !== "string") defaultParams = paramsSource;
     else if (paramInputs.length > 0 || fs.existsSync(paramsSource)) defaultParams = loadParamFeeds(paramsSource);
-    if (options.params !== undefined) rejectFoldedChanges(dir, parameterNames, new Set([...paramInputs, ...(folding?.inputs ?? [])]), defaultParams);
-    const tokenizer = Generator.resolveTokenizer(dir, options.tokenizer);
+    checkParameterShapes(manifest.parameters, defaultParams, typeof paramsSource === "string" ? paramsSource : "params", "E_GENERATE");
     const copier = opened.device === "webgpu" ? new DeviceCopier("webgpu") : null;
+    if (options.params !== undefined) rejectFoldedChanges(dir, parameterNames, new Set([...paramInputs, ...(folding?.inputs ?? [])]), await hostCopies(defaultParams, copier, opened.device));
+    const tokenizer = Generator.resolveTokenizer(dir, options.tokenizer);
     return new Generator(dir, manifest, session, opened.device, opened.skipped, tokenizer, defaultParams, paramInputs, cacheInputs, integerTypes, folding, copier);
   }
 
@@ -231,8 +243,9 @@ export class Generator {
     return [...this.paramInputs, ...(this.folding?.inputs ?? [])];
   }
 
-  /** Frees the onnxruntime sessions. */
+  /** Frees the onnxruntime sessions; later calls to `generate` fail. */
   async release(): Promise<void> {
+    this.released = true;
     await this.session.release();
     await this.folding?.release();
     await this.copier?.release();
@@ -246,7 +259,10 @@ export class Generator {
   private async paramFeeds(override: GenerateOptions["params"]): Promise<Feeds> {
     const extra = typeof override === "string" ? loadParamFeeds(override) : (override ?? {});
     const accepted = this.parameterInputs;
-    rejectFoldedChanges(this.dir, new Set(this.manifest.parameters.map((parameter) => parameter.name)), new Set(accepted), extra);
+    checkParameterShapes(this.manifest.parameters, extra, typeof override === "string" ? override : "params", "E_GENERATE");
+    // prefix.onnx runs on the CPU, and comparing folded values reads them: both need host copies of device tensors.
+    const hostExtra = await hostCopies(extra, this.copier, this.device);
+    rejectFoldedChanges(this.dir, new Set(this.manifest.parameters.map((parameter) => parameter.name)), new Set(accepted), hostExtra);
     for (const [name, tensor] of Object.entries(extra)) {
       if (!accepted.includes(name)) {
         throw new PeftcError("E_GENERATE", `parameter ${name} is not a parameter input of infer.onnx or prefix.onnx (parameter inputs: ${accepted.join(", ") || "none"}).`, { tensor: name });
@@ -263,7 +279,7 @@ export class Generator {
       feeds[name] = tensor;
     }
     if (this.folding) {
-      const folded = await this.folding.fold({ ...this.defaultParams, ...extra });
+      const folded = await this.folding.fold(await hostCopies({ ...this.defaultParams, ...hostExtra }, this.copier, this.device));
       Object.assign(feeds, folded);
     }
     return feeds;
@@ -289,8 +305,28 @@ export class Generator {
         ids = [...prompt];
       }
       if (ids.length === 0) throw new PeftcError("E_GENERATE", `prompt ${row} has no tokens, but the model needs at least one (a BOS token, for example).`, { row });
+      const vocabSize = this.manifest.tokenLimits?.vocabSize ?? null;
+      const outside = vocabSize === null ? -1 : ids.findIndex((id) => !Number.isSafeInteger(id) || id < 0 || id >= vocabSize);
+      if (outside !== -1) {
+        throw new PeftcError("E_GENERATE", `prompt ${row} has token id ${ids[outside]} at position ${outside}, but the model's vocabulary has ${vocabSize} tokens (0..${vocabSize! - 1}). Encode prompts with this model's tokenizer.`, { row });
+      }
       return ids;
     });
+  }
+
+  /**
+   * Checks that each prompt and its new tokens fit the model's learned
+   * positions, where it has a table of them: past it, the position Gather
+   * fails on the CPU and reads garbage on WebGPU.
+   */
+  private checkLength(promptIds: readonly number[][], maxNewTokens: number): void {
+    const maxTokens = this.manifest.tokenLimits?.maxTokens ?? null;
+    if (maxTokens === null) return;
+    const row = promptIds.findIndex((ids) => ids.length + maxNewTokens > maxTokens);
+    if (row === -1) return;
+    const length = promptIds[row].length;
+    const fix = length < maxTokens ? `Lower maxNewTokens to ${maxTokens - length} or shorten the prompt.` : "Shorten the prompt.";
+    throw new PeftcError("E_GENERATE", `prompt ${row} has ${length} tokens and maxNewTokens is ${maxNewTokens}, but the model has positions for ${maxTokens} tokens. ${fix}`, { row });
   }
 
   /**
@@ -301,6 +337,7 @@ export class Generator {
    * whole batch.
    */
   async generate(prompts: readonly (string | readonly number[])[], options: GenerateOptions = {}): Promise<Generation[]> {
+    if (this.released) throw new PeftcError("E_GENERATE", "the generator was released; open a new one with Generator.open.");
     const settings = checkSettings(options);
     if (prompts.length === 0) return [];
     const stops = options.stop ?? [];
@@ -329,6 +366,7 @@ export class Generator {
     const random = seededRandom(settings.seed);
 
     const promptIds = this.encodePrompts(prompts);
+    this.checkLength(promptIds, settings.maxNewTokens);
     const batch = promptIds.length;
     const width = Math.max(...promptIds.map((ids) => ids.length));
     const padId = this.tokenizer?.padTokenId ?? 0;
@@ -383,6 +421,16 @@ export class Generator {
       finishReason: finished[row] ?? "length",
     }));
   }
+}
+
+/** Host copies of the device tensors among `params`, which only a generator on the same device can read. */
+async function hostCopies(params: Feeds, copier: DeviceCopier | null, device: ExecutionDevice): Promise<Feeds> {
+  const onDevice = Object.keys(params).filter((name) => params[name].location !== "cpu");
+  if (onDevice.length === 0) return params;
+  if (!copier) {
+    throw new PeftcError("E_GENERATE", `parameter ${onDevice[0]} is a device tensor (${params[onDevice[0]].location}), but this generator runs on ${device}. Pass host tensors, or open the generator on the device that holds them.`, { tensor: onDevice[0] });
+  }
+  return copier.toHost(params);
 }
 
 /**

@@ -31,6 +31,7 @@ import { peftcVersion } from "../version";
 import { writeSafetensors } from "./safetensors";
 import { applyParamsFile } from "./initial-params";
 import { countBaseParameters, trainableSummary } from "./trainable-summary";
+import { type TokenLimits, tokenLimits } from "./token-limits";
 
 export interface CompileOptions {
   modelFile: string;
@@ -157,7 +158,8 @@ export function compileArtifacts(options: CompileOptions): CompileResult {
     fs.writeFileSync(path.join(staging, ARTIFACT_FILES.types), moduleTypeDeclarations(discoveryToJson(discovery), path.basename(options.modelFile)));
     files.push(ARTIFACT_FILES.types);
     const copied = new Map(placed.filter((file) => file.placement === "hardlink" || file.placement === "copy").map((file) => [file.location, file]));
-    manifest = buildManifest(options, graphs, apply, infer, peft, summary, settings, loss, decays, [...copied.values()], [...warnings.values()]);
+    const limits = tokenLimits(discovery, options.spec ?? null);
+    manifest = buildManifest(options, graphs, apply, infer, peft, summary, settings, loss, decays, limits, [...copied.values()], [...warnings.values()]);
     fs.writeFileSync(path.join(staging, ARTIFACT_FILES.manifest), JSON.stringify(manifest, null, 2) + "\n");
     files.push(ARTIFACT_FILES.manifest);
     files.push(...copied.keys());
@@ -270,6 +272,7 @@ function buildManifest(
   settings: TrainSettings,
   loss: Loss | undefined,
   decays: (parameter: TrainableParameter) => boolean,
+  limits: TokenLimits,
   placed: { location: string; placement: string }[],
   warnings: readonly SpecWarning[],
 ): Manifest {
@@ -316,6 +319,7 @@ function buildManifest(
     loss: loss ? toPlain(loss) : null,
     externalData: placed.map(({ location, placement }) => ({ location, placement: placement as "hardlink" | "copy" })),
     merged: infer?.merged ?? [],
+    tokenLimits: limits,
     warnings: warnings.map((warning) => warning.message),
   };
 }

@@ -1,6 +1,7 @@
 import type { LoraRecord, TrainableParameter } from "../methods/parameters";
 import type { Ia3Record } from "../methods/ia3-record";
 import type { PrefixTuningRecord } from "../methods/prefix-record";
+import type { TokenLimits } from "./token-limits";
 
 /** One row of the manifest's parameter table: a trainable tensor without its values. */
 export interface ManifestParameter extends Pick<TrainableParameter, "name" | "shape" | "dtype" | "init" | "module" | "method"> {
@@ -78,5 +79,7 @@ export interface Manifest {
   externalData: { location: string; placement: "hardlink" | "copy" }[];
   /** LoRA and (IA)3 target paths folded into the base weights of infer.onnx; empty when adapters stay graph inputs there. */
   merged: string[];
+  /** Token ids and lengths the model takes; absent in manifests written before the runtime checked them. */
+  tokenLimits?: TokenLimits;
   warnings: string[];
 }

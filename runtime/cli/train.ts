@@ -69,8 +69,8 @@ function nonNegativeNumber(value: string): number {
   return parsed;
 }
 
-function deviceOption(): Option {
-  return new Option("--device <device>", "execution provider; auto tries cuda, then webgpu where a GPU exists, then cpu, and prints which it took (on WebGPU the parameters and optimizer state stay in GPU buffers between steps)")
+function deviceOption(webgpuNote: string): Option {
+  return new Option("--device <device>", `execution provider; auto tries cuda, then webgpu where a GPU exists, then cpu, and prints which it took (${webgpuNote})`)
     .choices(["cpu", "webgpu", "cuda", "auto"])
     .default("cpu");
 }
@@ -98,7 +98,7 @@ export function registerTrain(program: Command, io: CliIo): void {
     .option("--steps <n>", "optimizer updates in the whole run, counting those before --resume (default: one epoch)", positiveInteger)
     .option("--epochs <n>", "passes over the training rows, rounded up to whole updates; exclusive with --steps (may be fractional)", positiveNumber)
     .option("--batch-size <n>", "rows per micro-batch (default: 8, or the checkpoint's)", positiveInteger)
-    .option("--max-length <n>", "tokens per row; longer rows are truncated, or split with --pack (default: 512, or the checkpoint's)", positiveInteger)
+    .option("--max-length <n>", "tokens per row; longer rows are truncated, or split with --pack (default: 512 or the model's positions if fewer, or the checkpoint's)", positiveInteger)
     .option("--pack", "join the rows and cut them into rows of exactly --max-length tokens, so batches carry no padding")
     .option("--lr <x>", "peak learning rate (default: the lr of the spec's optimizer)", nonNegativeNumber)
     .addOption(new Option("--schedule <name>", "learning-rate schedule after warmup (default: constant)").choices(["constant", "linear", "cosine"]))
@@ -110,7 +110,7 @@ export function registerTrain(program: Command, io: CliIo): void {
     .option("--resume <checkpoint>", "continue from a checkpoint-<step>.safetensors; unset data options are taken from it")
     .option("--seed <n>", "seed of the row shuffling (default: 0, or the checkpoint's)", nonNegativeInteger)
     .option("--tokenizer <file>", "tokenizer.json for rows given as text")
-    .addOption(deviceOption())
+    .addOption(deviceOption("on WebGPU the parameters and optimizer state stay in GPU buffers between steps"))
     .option("--no-progress", "hide the progress bar (it is shown only on a terminal)")
     .action(async (artifactDir: string, options: TrainCommandOptions) => {
       if (options.steps !== undefined && options.epochs !== undefined) {
@@ -157,10 +157,10 @@ export function registerEval(program: Command, io: CliIo): void {
     .requiredOption("--data <file>", "dataset, one JSON object per line, in the forms peftc train takes")
     .option("--params <file>", "safetensors file with the trained tensors, such as params.safetensors or a checkpoint from peftc train (default: <artifact-dir>/params.safetensors)")
     .option("--batch-size <n>", "rows per batch (default: 8)", positiveInteger)
-    .option("--max-length <n>", "tokens per row; longer rows are truncated, or split with --pack (default: 512)", positiveInteger)
+    .option("--max-length <n>", "tokens per row; longer rows are truncated, or split with --pack (default: 512 or the model's positions if fewer)", positiveInteger)
     .option("--pack", "join the rows and cut them into rows of exactly --max-length tokens")
     .option("--tokenizer <file>", "tokenizer.json for rows given as text")
-    .addOption(deviceOption())
+    .addOption(deviceOption("on WebGPU only the loss and counts come back to the host"))
     .action(async (artifactDir: string, options: EvalCommandOptions) => {
       const { ArtifactFolder } = await import("../trainer/artifacts");
       const { evaluate } = await import("../trainer/evaluate");
@@ -169,9 +169,9 @@ export function registerEval(program: Command, io: CliIo): void {
       const { TRAIN_DEFAULTS } = await import("../trainer/trainer");
       const artifacts = new ArtifactFolder(artifactDir, options.device);
       try {
-        const rows = buildRows(readJsonlDataset(options.data, await loadEncoder(options.tokenizer)), options.maxLength ?? TRAIN_DEFAULTS.maxLength, options.pack ?? false);
+        const rows = buildRows(readJsonlDataset(options.data, await loadEncoder(options.tokenizer)), options.maxLength ?? artifacts.defaultMaxLength(TRAIN_DEFAULTS.maxLength), options.pack ?? false);
         const result = await evaluate(artifacts, artifacts.readParams(options.params), rows, options.batchSize ?? TRAIN_DEFAULTS.batchSize);
-        if (options.device !== "cpu") io.stderr(`${describeDevice(artifacts.placement!)}\n`);
+        io.stderr(`${describeDevice(artifacts.placement!)}\n`);
         io.stdout(`loss ${result.loss.toFixed(6)}\nperplexity ${result.perplexity.toFixed(6)}\ncounted tokens ${result.countedTokens}\n`);
       } finally {
         await artifacts.release();

@@ -1,5 +1,6 @@
 import * as ort from "onnxruntime-node";
 import { RuntimeInputError } from "../errors";
+import type { TokenLimits } from "../../compiler/emit/token-limits";
 import { type Example, IGNORE_INDEX } from "./dataset";
 import { seededRandom } from "../sampling";
 
@@ -118,10 +119,12 @@ export type LabelTarget = { kind: "tokens" } | { kind: "classes"; classes: numbe
 export const TOKEN_LABELS: LabelTarget = { kind: "tokens" };
 
 /**
- * Checks that every row carries the labels `target` takes, before any step
- * runs, so a wrong dataset fails at once and names its first bad row.
+ * Checks every row before any step runs, so a wrong dataset fails at once
+ * and names its first bad row. The labels must be the kind `target` takes.
+ * With `limits` (from the manifest), token ids and token labels must be
+ * inside the vocabulary, and rows no longer than the model's positions.
  */
-export function checkRowLabels(rows: readonly Row[], target: LabelTarget): void {
+export function checkRows(rows: readonly Row[], target: LabelTarget, limits?: TokenLimits): void {
   for (const row of rows) {
     if (target.kind === "tokens" && row.classLabel !== undefined) {
       throw new RuntimeInputError("E_DATASET", `${row.source}: the row has a class "label", but the artifact folder trains a language-model loss on token labels. Give "input_ids" with optional "labels", or compile with sequenceClassification({ classes }).`, { file: row.source });
@@ -132,6 +135,24 @@ export function checkRowLabels(rows: readonly Row[], target: LabelTarget): void 
     if (target.kind === "classes" && row.classLabel! >= target.classes) {
       throw new RuntimeInputError("E_DATASET", `${row.source}: class label ${row.classLabel} is out of range: the artifact folder classifies into ${target.classes} classes (0..${target.classes - 1}).`, { file: row.source });
     }
+    if (limits) checkRowTokens(row, target, limits);
+  }
+}
+
+function checkRowTokens(row: Row, target: LabelTarget, limits: TokenLimits): void {
+  const { vocabSize, maxTokens } = limits;
+  if (vocabSize !== null) {
+    const id = row.inputIds.findIndex((token) => token >= vocabSize);
+    if (id !== -1) {
+      throw new RuntimeInputError("E_DATASET", `${row.source}: token id ${row.inputIds[id]} (token ${id} of the row) is out of range: the model's vocabulary has ${vocabSize} tokens (0..${vocabSize - 1}). Tokenize the data with this model's tokenizer.`, { file: row.source });
+    }
+    const label = target.kind === "tokens" ? row.labels.findIndex((token) => token >= vocabSize) : -1;
+    if (label !== -1) {
+      throw new RuntimeInputError("E_DATASET", `${row.source}: label ${row.labels[label]} (token ${label} of the row) is out of range: the model's vocabulary has ${vocabSize} tokens (0..${vocabSize - 1}), and -100 skips a position.`, { file: row.source });
+    }
+  }
+  if (maxTokens !== null && row.inputIds.length > maxTokens) {
+    throw new RuntimeInputError("E_DATASET", `${row.source}: the row has ${row.inputIds.length} tokens, but the model has positions for ${maxTokens}. Pass --max-length ${maxTokens} (or less) to truncate rows.`, { file: row.source });
   }
 }
 

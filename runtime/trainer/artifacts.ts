@@ -2,6 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as ort from "onnxruntime-node";
 import type { Manifest } from "../../compiler/emit/manifest";
+import type { TokenLimits } from "../../compiler/emit/token-limits";
 import { float16ToFloat32 } from "../../compiler/onnx/half";
 import { readSafetensors } from "../../compiler/emit/safetensors";
 import { RuntimeInputError } from "../errors";
@@ -11,6 +12,7 @@ import { toOrtTensor } from "./checkpoint";
 import { type DeviceRequest, type ExecutionDevice, type SkippedDevice, openSession } from "../session";
 import { graphOutputLocations } from "./placement";
 import { DeviceCopier } from "../device-copy";
+import { checkParameterShapes } from "../param-shapes";
 import { BATCH_INPUTS, fillModelInput, matchIntegerType } from "./model-inputs";
 
 export type GraphKind = "eval" | "grad" | "train" | "apply";
@@ -52,6 +54,16 @@ export class ArtifactFolder {
   /** Whether any LoRA branch has dropout, which makes grad.onnx and train.onnx draw from onnxruntime's per-session random sequence. */
   get hasDropout(): boolean {
     return this.manifest.lora.some((branch) => branch.dropout > 0);
+  }
+
+  /** Token ids and lengths the model takes, for checking rows; undefined for folders compiled before the manifest recorded them. */
+  get tokenLimits(): TokenLimits | undefined {
+    return this.manifest.tokenLimits;
+  }
+
+  /** Returns the max length to use when none is given: `preferred`, or the model's positions where there are fewer. */
+  defaultMaxLength(preferred: number): number {
+    return Math.min(preferred, this.tokenLimits?.maxTokens ?? preferred);
   }
 
   /** The learning rate of the spec's optimizer, used when --lr is not given. */
@@ -116,6 +128,7 @@ export class ArtifactFolder {
       }
       params[name] = toOrtTensor(tensor, file);
     }
+    checkParameterShapes(this.manifest.parameters, params, file, "E_CHECKPOINT");
     return params;
   }
 

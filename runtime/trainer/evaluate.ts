@@ -1,5 +1,5 @@
 import type * as ort from "onnxruntime-node";
-import { type Row, checkRowLabels, sequentialBatches } from "../data/batches";
+import { type Row, checkRows, sequentialBatches } from "../data/batches";
 import { type ArtifactFolder, feedsFor, scalar } from "./artifacts";
 import { releaseOutputs } from "./placement";
 
@@ -17,7 +17,7 @@ export interface EvalResult {
  */
 export async function evaluate(artifacts: ArtifactFolder, params: Record<string, ort.Tensor>, rows: readonly Row[], batchSize: number): Promise<EvalResult> {
   const labels = artifacts.labelTarget;
-  checkRowLabels(rows, labels);
+  checkRows(rows, labels, artifacts.tokenLimits);
   const session = await artifacts.session("eval");
   let lossSum = 0;
   let counted = 0;

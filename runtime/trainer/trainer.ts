@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type * as ort from "onnxruntime-node";
-import { type Row, RowStream, buildRows, checkRowLabels, collate } from "../data/batches";
+import { type Row, RowStream, buildRows, checkRows, collate } from "../data/batches";
 import { type TextEncoder, readJsonlDataset } from "../data/dataset";
 import { RuntimeInputError } from "../errors";
 import { ArtifactFolder } from "./artifacts";
@@ -13,6 +13,7 @@ import { MetricsWriter, type StepMetrics, writeLossCurve } from "./metrics";
 import { TrainingProgress } from "./progress";
 import { type Schedule, type ScheduleName, learningRate } from "./schedule";
 import { type StepOutcome, accumulatedStep, replayDropout, trainStep } from "./step";
+import { checkParameterShapes } from "../param-shapes";
 
 /** Defaults of `peftc train`, also used when a library caller leaves an option out. */
 export const TRAIN_DEFAULTS = { batchSize: 8, maxLength: 512, gradAccum: 1, warmup: 0, seed: 0, schedule: "constant" as ScheduleName, epochs: 1 };
@@ -132,12 +133,12 @@ function validateOptions(options: TrainOptions): void {
 
 /** Resolves the run's settings from the options, the checkpoint and the defaults, and reads the datasets. */
 function planRun(options: TrainOptions, artifacts: ArtifactFolder, saved: TrainingPosition | undefined, log: (line: string) => void): { plan: RunPlan; trainRows: Row[]; evalRows: Row[] | null } {
-  const maxLength = options.maxLength ?? saved?.maxLength ?? TRAIN_DEFAULTS.maxLength;
+  const maxLength = options.maxLength ?? saved?.maxLength ?? artifacts.defaultMaxLength(TRAIN_DEFAULTS.maxLength);
   const pack = options.pack ?? saved?.pack ?? false;
   const trainRows = buildRows(readJsonlDataset(options.data, options.encoder), maxLength, pack);
   const evalRows: Row[] | null = options.evalData ? buildRows(readJsonlDataset(options.evalData, options.encoder), maxLength, pack) : null;
-  checkRowLabels(trainRows, artifacts.labelTarget);
-  if (evalRows) checkRowLabels(evalRows, artifacts.labelTarget);
+  checkRows(trainRows, artifacts.labelTarget, artifacts.tokenLimits);
+  if (evalRows) checkRows(evalRows, artifacts.labelTarget, artifacts.tokenLimits);
 
   const batchSize = options.batchSize ?? saved?.batchSize ?? TRAIN_DEFAULTS.batchSize;
   const gradAccum = options.gradAccum ?? saved?.gradAccum ?? TRAIN_DEFAULTS.gradAccum;
@@ -174,6 +175,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   try {
     const paramNames = artifacts.paramNames;
     const resumed = options.resume ? readCheckpoint(options.resume, paramNames, artifacts.stateNames) : null;
+    if (resumed) checkParameterShapes(artifacts.manifest.parameters, { ...resumed.params, ...resumed.state }, options.resume!, "E_CHECKPOINT");
     const saved = resumed?.position;
 
     const { plan, trainRows, evalRows } = planRun(options, artifacts, saved, log);
@@ -210,11 +212,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         written.push({ step, file });
       };
 
-      if (options.device && options.device !== "cpu") {
-        // Open the step graph now, so the device line comes before the progress bar.
-        await artifacts.session(stepKind);
-        log(describeDevice(artifacts.placement!));
-      }
+      // Open the step graph now, so the device line comes before the progress bar.
+      await artifacts.session(stepKind);
+      log(describeDevice(artifacts.placement!));
       progress.start(totalSteps, step);
       try {
         while (step < totalSteps) {

@@ -1,6 +1,6 @@
 import * as path from "node:path";
 import * as ort from "onnxruntime-node";
-import { adamw, defineSpec, lora, select } from "../../compiler/dsl";
+import { adamw, defineSpec, lora, prefixTuning, select } from "../../compiler/dsl";
 import { readSafetensors } from "../../compiler/emit/safetensors";
 import { Generator } from "../../runtime";
 import { collate } from "../../runtime/data/batches";
@@ -170,6 +170,31 @@ describeWebGpu("the WebGPU provider", () => {
     } finally {
       await cpu.release();
       await gpu.release();
+    }
+  });
+
+  test("parameters in device buffers feed prefix.onnx and merged folders like host ones", async () => {
+    const specs = [
+      defineSpec({ methods: [prefixTuning({ virtualTokens: 4, projection: { hidden: 16 } })] }),
+      defineSpec({ methods: [lora({ targets: select.role("attn.q", "attn.v"), rank: 2, alpha: 4 })], inference: { mergeAdapters: true } }),
+    ];
+    for (const spec of specs) {
+      const compiled = compileForTest(path.join(DEMO_DIR, "base.onnx"), spec);
+      const copier = new DeviceCopier("webgpu");
+      const resident = await copier.toDevice(compiled.params);
+      const host = await Generator.open(compiled.dir, { device: "webgpu", tokenizer: null, params: compiled.params });
+      const gpu = await Generator.open(compiled.dir, { device: "webgpu", tokenizer: null, params: resident });
+      try {
+        const settings = { maxNewTokens: 6, eosTokenIds: [] };
+        expect((await gpu.generate([[4, 7, 2, 12]], settings))[0].ids).toEqual((await host.generate([[4, 7, 2, 12]], settings))[0].ids);
+        // A CPU session cannot read them, and says so.
+        await expect(Generator.open(compiled.dir, { device: "cpu", tokenizer: null, params: resident })).rejects.toThrow("is a device tensor (gpu-buffer), but this generator runs on cpu");
+      } finally {
+        releaseOutputs(resident);
+        await copier.release();
+        await gpu.release();
+        await host.release();
+      }
     }
   });
 

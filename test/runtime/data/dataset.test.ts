@@ -1,5 +1,5 @@
 import * as fs from "node:fs";
-import { RowStream, buildRows, checkRowLabels, collate, shuffledOrder } from "../../../runtime/data/batches";
+import { RowStream, buildRows, checkRows, collate, shuffledOrder } from "../../../runtime/data/batches";
 import { readJsonlDataset } from "../../../runtime/data/dataset";
 import { writeJsonl } from "../../helpers/training";
 import { removeTempDirs } from "../../helpers/temp";
@@ -109,13 +109,13 @@ describe("rows and batches", () => {
     expect(rows[0].inputIds).toEqual([1, 2]);
   });
 
-  test("checkRowLabels matches rows to the loss", () => {
+  test("checkRows matches rows to the loss", () => {
     const tokenRow = { inputIds: [1, 2], labels: [1, 2], source: "t:1" };
     const classRow = { inputIds: [1, 2], labels: [-100, -100], classLabel: 0, source: "c:1" };
-    expect(() => checkRowLabels([tokenRow], { kind: "tokens" })).not.toThrow();
-    expect(() => checkRowLabels([classRow], { kind: "classes", classes: 2 })).not.toThrow();
-    expect(() => checkRowLabels([classRow], { kind: "tokens" })).toThrow(`c:1: the row has a class "label", but the artifact folder trains a language-model loss`);
-    expect(() => checkRowLabels([tokenRow], { kind: "classes", classes: 2 })).toThrow(`t:1: the row has no class "label"`);
+    expect(() => checkRows([tokenRow], { kind: "tokens" })).not.toThrow();
+    expect(() => checkRows([classRow], { kind: "classes", classes: 2 })).not.toThrow();
+    expect(() => checkRows([classRow], { kind: "tokens" })).toThrow(`c:1: the row has a class "label", but the artifact folder trains a language-model loss`);
+    expect(() => checkRows([tokenRow], { kind: "classes", classes: 2 })).toThrow(`t:1: the row has no class "label"`);
   });
 
   test("shuffling is seeded and differs per epoch", () => {

@@ -87,7 +87,7 @@ describeCorpus("training aidreams260K's cached export", () => {
 
   test("peftc eval runs from the command line", async () => {
     const evaluated = await runPeftc("eval", artifactDir, "--data", data, "--max-length", "12");
-    expect(evaluated.stderr).toBe("");
+    expect(evaluated.stderr).toBe("device: cpu\n");
     expect(evaluated.status).toBe(0);
     expect(evaluated.stdout).toContain(`counted tokens ${16 * 11}`);
   });

@@ -114,7 +114,7 @@ describe("sequence classification on bert-tiny", () => {
   test("peftc train and eval run from the command line", async () => {
     const out = path.join(makeTempDir(), "run");
     const trained = await runPeftc("train", artifactDir, "--data", data, "--steps", "4", "--batch-size", "4", "--out", out, "--no-progress");
-    expect(trained.stderr).toBe("");
+    expect(trained.stderr).toBe("device: cpu\n");
     expect(trained.status).toBe(0);
     const evaluated = await runPeftc("eval", artifactDir, "--data", data, "--params", path.join(out, "params.safetensors"));
     expect(evaluated.status).toBe(0);
