@@ -48,14 +48,14 @@ export class DeviceCopier {
 
   constructor(private readonly device: ExecutionDevice) {}
 
-  /** Returns host copies of `tensors`; host tensors are returned as they are. */
+  /** Returns host copies of `tensors`. Host tensors are returned as they are. */
   toHost(tensors: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
     return this.copy(tensors, "cpu");
   }
 
   /**
    * Returns device copies of `tensors`, which a session on the same device
-   * reads without a transfer; tensors already there are returned as they
+   * reads without a transfer. Tensors already there are returned as they
    * are. The caller disposes the copies.
    */
   toDevice(tensors: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {

@@ -166,7 +166,7 @@ export class Generator {
     private readonly cacheInputs: CacheInput[],
     private readonly integerTypes: Record<string, IntegerType>,
     private readonly folding: PrefixFolding | null,
-    /** Uploads each call's parameters once where the cache stays on the device (WebGPU); null elsewhere. */
+    /** Copier that uploads each call's parameters once on WebGPU, where the cache stays on the device, or null elsewhere. */
     private readonly copier: DeviceCopier | null,
   ) {}
 
@@ -243,7 +243,7 @@ export class Generator {
     return [...this.paramInputs, ...(this.folding?.inputs ?? [])];
   }
 
-  /** Frees the onnxruntime sessions; later calls to `generate` fail. */
+  /** Frees the onnxruntime sessions. Later calls to `generate` fail. */
   async release(): Promise<void> {
     this.released = true;
     await this.session.release();
@@ -252,24 +252,20 @@ export class Generator {
   }
 
   /**
-   * Merges a call's parameters over the defaults, checks that every
-   * parameter input is fed with the expected shape, and adds the prefixes
+   * Merges a call's parameters over the defaults, checks their names and
+   * the shapes the manifest lists, and adds the prefixes
    * prefix.onnx computes, if the folder has one.
    */
   private async paramFeeds(override: GenerateOptions["params"]): Promise<Feeds> {
     const extra = typeof override === "string" ? loadParamFeeds(override) : (override ?? {});
     const accepted = this.parameterInputs;
     checkParameterShapes(this.manifest.parameters, extra, typeof override === "string" ? override : "params", "E_GENERATE");
-    // prefix.onnx runs on the CPU, and comparing folded values reads them: both need host copies of device tensors.
+    // prefix.onnx runs on the CPU, and the folded-value check reads values, so both take host copies of device tensors.
     const hostExtra = await hostCopies(extra, this.copier, this.device);
     rejectFoldedChanges(this.dir, new Set(this.manifest.parameters.map((parameter) => parameter.name)), new Set(accepted), hostExtra);
-    for (const [name, tensor] of Object.entries(extra)) {
+    for (const name of Object.keys(extra)) {
       if (!accepted.includes(name)) {
         throw new PeftcError("E_GENERATE", `parameter ${name} is not a parameter input of infer.onnx or prefix.onnx (parameter inputs: ${accepted.join(", ") || "none"}).`, { tensor: name });
-      }
-      const expected = this.defaultParams[name];
-      if (expected && expected.dims.join() !== tensor.dims.join()) {
-        throw new PeftcError("E_GENERATE", `parameter ${name} has shape [${tensor.dims.join(", ")}] but infer.onnx takes [${expected.dims.join(", ")}].`, { tensor: name });
       }
     }
     const feeds: Feeds = {};
@@ -344,19 +340,21 @@ export class Generator {
     if (stops.some((stop) => stop.length === 0)) throw new PeftcError("E_GENERATE", "stop strings must not be empty.");
     if (stops.length > 0 && !this.tokenizer) throw new PeftcError("E_GENERATE", "stop strings need a tokenizer to decode the output.");
     const eos = new Set(options.eosTokenIds ?? (this.tokenizer?.eosTokenId != null ? [this.tokenizer.eosTokenId] : []));
+    const promptIds = this.encodePrompts(prompts);
+    this.checkLength(promptIds, settings.maxNewTokens);
     const hostParams = await this.paramFeeds(options.params);
     const params = this.copier ? await this.copier.toDevice(hostParams) : hostParams;
     try {
-      return await this.decode(prompts, params, settings, stops, eos, options.onToken);
+      return await this.decode(promptIds, params, settings, stops, eos, options.onToken);
     } finally {
-      // Frees the uploaded copies; device tensors the caller passed are theirs to keep.
+      // Frees the uploaded copies only, because device tensors the caller passed remain the caller's.
       if (params !== hostParams) releaseReplaced(params, hostParams);
     }
   }
 
-  /** The decoding loop of `generate`, with the parameters already where the session reads them. */
+  /** Runs the decoding loop of `generate`, with the parameters already where the session reads them. */
   private async decode(
-    prompts: readonly (string | readonly number[])[],
+    promptIds: readonly number[][],
     params: Feeds,
     settings: ReturnType<typeof checkSettings>,
     stops: readonly string[],
@@ -364,9 +362,6 @@ export class Generator {
     onToken: GenerateOptions["onToken"],
   ): Promise<Generation[]> {
     const random = seededRandom(settings.seed);
-
-    const promptIds = this.encodePrompts(prompts);
-    this.checkLength(promptIds, settings.maxNewTokens);
     const batch = promptIds.length;
     const width = Math.max(...promptIds.map((ids) => ids.length));
     const padId = this.tokenizer?.padTokenId ?? 0;
@@ -423,12 +418,12 @@ export class Generator {
   }
 }
 
-/** Host copies of the device tensors among `params`, which only a generator on the same device can read. */
+/** Returns `params` with device tensors replaced by host copies, which only a generator on the same device can make. */
 async function hostCopies(params: Feeds, copier: DeviceCopier | null, device: ExecutionDevice): Promise<Feeds> {
   const onDevice = Object.keys(params).filter((name) => params[name].location !== "cpu");
   if (onDevice.length === 0) return params;
   if (!copier) {
-    throw new PeftcError("E_GENERATE", `parameter ${onDevice[0]} is a device tensor (${params[onDevice[0]].location}), but this generator runs on ${device}. Pass host tensors, or open the generator on the device that holds them.`, { tensor: onDevice[0] });
+    throw new PeftcError("E_GENERATE", `parameter ${onDevice[0]} is in GPU memory (location "${params[onDevice[0]].location}"), but this generator runs on ${device}. Pass host tensors, or open the generator on the device that contains them.`, { tensor: onDevice[0] });
   }
   return copier.toHost(params);
 }

@@ -75,6 +75,8 @@ function linuxGpuDeviceFiles(): string[] {
  * open there is a software Vulkan driver (Mesa's lavapipe), which runs the
  * graphs far slower than the CPU provider. An explicit `webgpu` request
  * still uses it, which is how the WebGPU path is tested without a GPU.
+ * NOTE: no CUDA session has run in this project's tests, only the error for
+ * a missing provider library.
  */
 function knownUnavailable(device: ExecutionDevice, request: DeviceRequest): string | null {
   if (device === "webgpu" && request === "auto" && process.platform === "linux" && linuxGpuDeviceFiles().length === 0) {

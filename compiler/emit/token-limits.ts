@@ -4,15 +4,15 @@ import type { Discovery } from "../match/discover";
 
 /**
  * The token ids and lengths a model takes, recorded in the manifest so
- * the runtime can refuse a bad row or prompt before a run. Out-of-range
+ * the runtime can reject a bad row or prompt before a run. Out-of-range
  * Gather indices fail in onnxruntime's CPU kernels with a bare index error,
  * and read whatever lies past the table on WebGPU.
  */
 export interface TokenLimits {
-  /** Rows of the token embedding table; token ids and token labels must be below it. Null where discovery found no token embedding. */
+  /** Row count of the token embedding table, which token ids and token labels must be below. Null where discovery found no token embedding. */
   vocabSize: number | null;
   /**
-   * Real tokens one sequence may hold, prompt and generated ones together:
+   * Count of real tokens one sequence may contain, prompt and generated ones together:
    * the rows of a learned position table (GPT-2's wpe), less the virtual
    * tokens of a prompt tuning, which take the first positions. Null for
    * models without such a table (rotary or ALiBi positions).

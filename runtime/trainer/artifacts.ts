@@ -56,7 +56,7 @@ export class ArtifactFolder {
     return this.manifest.lora.some((branch) => branch.dropout > 0);
   }
 
-  /** Token ids and lengths the model takes, for checking rows; undefined for folders compiled before the manifest recorded them. */
+  /** Token ids and lengths the model takes, for checking rows. Undefined for folders compiled before the manifest recorded them. */
   get tokenLimits(): TokenLimits | undefined {
     return this.manifest.tokenLimits;
   }
@@ -152,8 +152,9 @@ export class ArtifactFolder {
 
   /** Copies tensors that a step left in device buffers to host memory, for a checkpoint or params file. */
   async toHost(tensors: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
-    if (Object.values(tensors).every((tensor) => tensor.location === "cpu")) return tensors;
-    this.copier ??= new DeviceCopier(this.chosen!.device);
+    // Device tensors come only from a session, so before the first one every tensor is on the host.
+    if (!this.chosen) return tensors;
+    this.copier ??= new DeviceCopier(this.chosen.device);
     return this.copier.toHost(tensors);
   }
 

@@ -8,6 +8,8 @@ import type { ExecutionDevice } from "../session";
  * memory only for WebGPU ("gpu-buffer", a WebGPU buffer it fills and later
  * reads as an input without a copy). Its CUDA provider returns every output
  * in host memory, so on CUDA, and on the CPU, tensors stay ordinary arrays.
+ * NOTE: the WebGPU path is tested on Mesa's software Vulkan driver only; no
+ * GPU hardware has run it, so driver-specific failures are unknown.
  */
 export function residentLocation(device: ExecutionDevice): ort.Tensor.DataLocation {
   return device === "webgpu" ? "gpu-buffer" : "cpu";

@@ -18,8 +18,8 @@ const GPT2 = path.join(FIXTURES, "gpt2-tiny-op17.onnx");
 const LLAMA = path.join(FIXTURES, "llama-tiny.onnx");
 const qv = (rank: number) => defineSpec({ methods: [lora({ targets: select.role("attn.q", "attn.v"), rank, alpha: 2 * rank })] });
 
-describe("token limits in the manifest", () => {
-  test("GPT-2's learned positions bound the tokens, less prompt tuning's virtual ones", () => {
+describe("manifest token limits", () => {
+  test("learned positions less virtual tokens", () => {
     const plain = compileForTest(GPT2, qv(2)).manifest.tokenLimits!;
     expect(plain.vocabSize).toBeGreaterThan(0);
     expect(plain.maxTokens).toBeGreaterThan(8);
@@ -27,11 +27,11 @@ describe("token limits in the manifest", () => {
     expect(prompted).toEqual({ vocabSize: plain.vocabSize, maxTokens: plain.maxTokens! - 8 });
   });
 
-  test("rotary positions set no length bound", () => {
+  test("rotary model has no bound", () => {
     expect(compileForTest(LLAMA, qv(2)).manifest.tokenLimits).toEqual({ vocabSize: 512, maxTokens: null });
   });
 
-  test("checkRows names the row and the bad id, label or length", () => {
+  test("checkRows names the bad row", () => {
     const limits = { vocabSize: 10, maxTokens: 4 };
     const row = (inputIds: number[], labels = inputIds) => ({ inputIds, labels, source: "data.jsonl:3" });
     expect(() => checkRows([row([1, 2, 9], [-100, 2, 9])], { kind: "tokens" }, limits)).not.toThrow();
@@ -43,7 +43,7 @@ describe("token limits in the manifest", () => {
   });
 });
 
-describe("the CLI refuses inputs the model cannot take", () => {
+describe("CLI input checks", () => {
   let gpt2: string;
   let vocabSize: number;
   let maxTokens: number;
@@ -58,7 +58,7 @@ describe("the CLI refuses inputs the model cannot take", () => {
     maxTokens = limits.maxTokens;
   });
 
-  test("train and eval reject a token id past the vocabulary", async () => {
+  test("train and eval: id past vocabulary", async () => {
     const data = writeJsonl([{ input_ids: [1, 2, 3] }, { input_ids: [4, vocabSize + 5, 6] }]);
     const trained = await runPeftc("train", gpt2, "--data", data, "--steps", "1", "--batch-size", "2", "--out", makeTempDir());
     const evaluated = await runPeftc("eval", gpt2, "--data", data);
@@ -69,7 +69,7 @@ describe("the CLI refuses inputs the model cannot take", () => {
     }
   });
 
-  test("train reads rows up to the model's positions by default", async () => {
+  test("train: default max length", async () => {
     const data = writeJsonl([{ input_ids: Array.from({ length: maxTokens + 20 }, (_, i) => i % vocabSize) }]);
     const out = makeTempDir();
     const result = await runPeftc("train", gpt2, "--data", data, "--steps", "1", "--batch-size", "1", "--out", out, "--no-progress");
@@ -79,14 +79,14 @@ describe("the CLI refuses inputs the model cannot take", () => {
     expect(tooLong.stderr).toContain(`the row has ${maxTokens + 1} tokens, but the model has positions for ${maxTokens}`);
   });
 
-  test("generate rejects a continuation past the positions before it starts", async () => {
+  test("generate: too many new tokens", async () => {
     const result = await runPeftc("generate", gpt2, "--prompt", "123", "--tokenizer", path.join(FIXTURES, "demo", "tokenizer.json"), "--max-new-tokens", String(maxTokens + 10));
     expect(result.status).toBe(2);
     expect(result.stderr).toMatch(new RegExp(`prompt 0 has \\d+ tokens and maxNewTokens is ${maxTokens + 10}, but the model has positions for ${maxTokens} tokens\\. Lower maxNewTokens to \\d+`));
     expect(result.stdout).toBe("");
   });
 
-  test("generate, eval and train --resume reject parameters of another shape", async () => {
+  test("params of another shape", async () => {
     const other = compileForTest(GPT2, qv(4));
     const otherParams = path.join(other.dir, "params.safetensors");
     const generated = await runPeftc("generate", gpt2, "--prompt", "123", "--tokenizer", path.join(FIXTURES, "demo", "tokenizer.json"), "--params", otherParams);
@@ -104,7 +104,7 @@ describe("the CLI refuses inputs the model cannot take", () => {
     expect(resumed.stderr).toContain("was written for another artifact folder");
   });
 
-  test("generate --params with a missing file fails, merged folder or not", async () => {
+  test("generate: missing params file", async () => {
     const missing = path.join(makeTempDir(), "missing.safetensors");
     const result = await runPeftc("generate", gpt2, "--prompt", "123", "--tokenizer", path.join(FIXTURES, "demo", "tokenizer.json"), "--params", missing);
     expect(result.status).toBe(2);
@@ -113,7 +113,7 @@ describe("the CLI refuses inputs the model cannot take", () => {
 });
 
 describe("Generator", () => {
-  test("rejects prompt ids past the vocabulary and calls after release", async () => {
+  test("bad prompt ids, released generator", async () => {
     const compiled = compileForTest(LLAMA, qv(2));
     const generator = await Generator.open(compiled.dir, { tokenizer: null });
     await expect(generator.generate([[1, 512]], { maxNewTokens: 1 })).rejects.toThrow("prompt 0 has token id 512 at position 1, but the model's vocabulary has 512 tokens (0..511).");
@@ -121,7 +121,7 @@ describe("Generator", () => {
     await expect(generator.generate([[1, 2]], { maxNewTokens: 1 })).rejects.toThrow("the generator was released");
   });
 
-  test("a merged folder checks the given file's shapes too", async () => {
+  test("merged folder checks shapes", async () => {
     const compiled = compileForTest(LLAMA, defineSpec({ methods: [lora({ targets: select.role("attn.q", "attn.v"), rank: 2, alpha: 4 })], inference: { mergeAdapters: true } }));
     const file = path.join(makeTempDir(), "wrong.safetensors");
     const name = compiled.manifest.parameters[0].name;

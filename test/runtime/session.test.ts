@@ -9,7 +9,7 @@ const MODEL = path.resolve(__dirname, "../../fixtures/llama-tiny.onnx");
 const CUDA_LIBRARY = path.join(path.dirname(require.resolve("onnxruntime-node/package.json")), "bin", "napi-v6", process.platform, process.arch, "libonnxruntime_providers_cuda.so");
 const hasCudaLibrary = fs.existsSync(CUDA_LIBRARY);
 
-/** Whether this Linux machine has no GPU device files, so any WebGPU adapter would be software. */
+/** Returns whether this is a Linux machine without GPU device files, where any WebGPU adapter would be software. */
 function linuxWithoutGpu(): boolean {
   if (process.platform !== "linux") return false;
   const list = (folder: string) => (fs.existsSync(folder) ? fs.readdirSync(folder) : []);

@@ -68,7 +68,7 @@ describeWebGpu("the WebGPU provider", () => {
     evalData = writeJsonl(patternRows(4, 12, 2), "eval.jsonl");
   });
 
-  test("DeviceCopier moves tensors into device buffers and back", async () => {
+  test("DeviceCopier round trip", async () => {
     const copier = new DeviceCopier("webgpu");
     try {
       const host = {
@@ -89,7 +89,7 @@ describeWebGpu("the WebGPU provider", () => {
     }
   });
 
-  test("train.onnx leaves parameters and optimizer state in device buffers", async () => {
+  test("train.onnx keeps state on device", async () => {
     const onDevice = new ArtifactFolder(artifacts, "webgpu");
     const onCpu = new ArtifactFolder(artifacts, "cpu");
     try {
@@ -113,7 +113,7 @@ describeWebGpu("the WebGPU provider", () => {
     }
   });
 
-  test.each([1, 2])("train with gradient accumulation %i matches the CPU run, evaluation included", async (gradAccum) => {
+  test.each([1, 2])("train, grad accum %i, matches CPU", async (gradAccum) => {
     const options = (device: "cpu" | "webgpu"): TrainOptions => ({ artifactDir: artifacts, data, evalData, evalEvery: 2, steps: 4, batchSize: 2, gradAccum, maxLength: 12, lr: 1e-2, seed: 3, progress: false, device, outDir: makeTempDir() });
     const cpu = await train(options("cpu"));
     const lines: string[] = [];
@@ -126,7 +126,7 @@ describeWebGpu("the WebGPU provider", () => {
     expect(largestDifference(fileTensors(cpu.checkpoints[0]), fileTensors(gpu.checkpoints[0]))).toBeLessThan(2e-2);
   });
 
-  test("resume from a checkpoint downloaded from the device continues the losses", async () => {
+  test("resume continues device losses", async () => {
     const base = { artifactDir: artifacts, data, steps: 4, batchSize: 4, maxLength: 12, lr: 1e-2, seed: 3, progress: false, device: "webgpu" as const };
     const dispose = jest.spyOn(ort.Tensor.prototype, "dispose");
     const whole = await train({ ...base, outDir: makeTempDir(), checkpointEvery: 2 });
@@ -139,7 +139,7 @@ describeWebGpu("the WebGPU provider", () => {
     expectCloseLosses(resumed.losses, whole.losses.slice(2), 1e-5);
   });
 
-  test("generator keeps the cache on the device and decodes as on the CPU", async () => {
+  test("generator decodes as CPU", async () => {
     const compiled = compileForTest(path.join(DEMO_DIR, "base.onnx"), defineSpec({ methods: [lora({ targets: select.role("attn.q", "attn.v"), rank: 4, alpha: 8 })] }));
     const tokenizer = path.join(DEMO_DIR, "tokenizer.json");
     const cpu = await Generator.open(compiled.dir, { device: "cpu", tokenizer });
@@ -173,7 +173,7 @@ describeWebGpu("the WebGPU provider", () => {
     }
   });
 
-  test("parameters in device buffers feed prefix.onnx and merged folders like host ones", async () => {
+  test("device params: prefix and merged", async () => {
     const specs = [
       defineSpec({ methods: [prefixTuning({ virtualTokens: 4, projection: { hidden: 16 } })] }),
       defineSpec({ methods: [lora({ targets: select.role("attn.q", "attn.v"), rank: 2, alpha: 4 })], inference: { mergeAdapters: true } }),
@@ -187,8 +187,8 @@ describeWebGpu("the WebGPU provider", () => {
       try {
         const settings = { maxNewTokens: 6, eosTokenIds: [] };
         expect((await gpu.generate([[4, 7, 2, 12]], settings))[0].ids).toEqual((await host.generate([[4, 7, 2, 12]], settings))[0].ids);
-        // A CPU session cannot read them, and says so.
-        await expect(Generator.open(compiled.dir, { device: "cpu", tokenizer: null, params: resident })).rejects.toThrow("is a device tensor (gpu-buffer), but this generator runs on cpu");
+        // A CPU session cannot read them, so opening one with them fails.
+        await expect(Generator.open(compiled.dir, { device: "cpu", tokenizer: null, params: resident })).rejects.toThrow('is in GPU memory (location "gpu-buffer"), but this generator runs on cpu');
       } finally {
         releaseOutputs(resident);
         await copier.release();
@@ -198,7 +198,7 @@ describeWebGpu("the WebGPU provider", () => {
     }
   });
 
-  test("peftc train and generate run end to end with --device webgpu", async () => {
+  test("CLI train and generate", async () => {
     const dir = path.join(makeTempDir(), "artifacts");
     const spec = path.resolve(__dirname, "../../specs/demo-lora.ts");
     expect((await runPeftc("compile", path.join(DEMO_DIR, "base.onnx"), "--spec", spec, "--out", dir, "--no-type-check")).status).toBe(0);
@@ -218,11 +218,11 @@ describeWebGpu("the WebGPU provider", () => {
     expect(outputs.webgpu).toBe(outputs.cpu);
   });
 
-  describeCorpus("on aidreams260K, a model exported by PyTorch", () => {
+  describeCorpus("aidreams260K PyTorch export", () => {
     const dir = path.join(CORPUS_DIR, "aidreams260K");
     const targets = select.role("attn.q", "attn.v");
 
-    test("one AdamW step on the device equals PyTorch's", async () => {
+    test("AdamW step equals PyTorch", async () => {
       const grad = readJson<{ input_ids: number[][]; attention_mask: number[][]; labels: number[][]; values: Record<string, number[][]> }>(path.join(dir, "reference", "lora_grad.json"));
       const adam = readJson<{ updated: Record<string, number[][]>; loss_after: number }>(path.join(dir, "reference", "lora_adamw.json"));
       const spec = defineSpec({ methods: [lora({ targets, rank: 4, alpha: 8 })], train: { optimizer: adamw({ lr: 1e-2, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.01 }) } });
@@ -249,7 +249,7 @@ describeWebGpu("the WebGPU provider", () => {
       }
     });
 
-    test("greedy decoding of the cached export reproduces the reference text", async () => {
+    test("cached export greedy reference", async () => {
       const cases = readJson<{ cases: { prompt: string | null; new_ids: number[]; new_text: string }[] }>(path.join(dir, "reference", "generation.json")).cases;
       const compiled = compileForTest(path.join(dir, "model_with_past.onnx"), defineSpec({ methods: [lora({ targets, rank: 4, alpha: 8 })] }));
       const generator = await Generator.open(compiled.dir, { device: "webgpu", tokenizer: path.join(dir, "tokenizer.json") });
